@@ -1,0 +1,103 @@
+"""Copy a prediction's outputs into our blob store the moment it completes.
+
+WaveSpeed deletes outputs after 7 days, so nothing is "done" until the bytes are ours, hashed and
+verified as the kind of file the model promises. Text models return their text inline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.failures import FailureType, from_provider_error
+from activities.resources import StudioResources
+from providers.wavespeed.errors import PredictionNotFoundError, WaveSpeedError
+from studio.contracts import OutputKind, StoredOutput, StoreRequest
+from studio.media import MediaError
+
+CLAIMED_KIND = {"image/": OutputKind.IMAGE, "model/": OutputKind.MODEL_3D, "text/": OutputKind.TEXT}
+
+
+class StoreActivities:
+    def __init__(self, resources: StudioResources) -> None:
+        self._r = resources
+
+    @activity.defn(name="store_outputs")
+    async def store_outputs(self, request: StoreRequest) -> list[StoredOutput]:
+        if not request.outputs:
+            raise ApplicationError(
+                f"prediction {request.prediction_id} completed without outputs",
+                type=FailureType.OUTPUT_INVALID,
+                non_retryable=True,
+            )
+        stored: list[StoredOutput] = []
+        for index, output in enumerate(request.outputs):
+            stored.append(await self._store_one(request, index, output))
+            activity.heartbeat(index + 1)
+        return stored
+
+    async def _store_one(self, request: StoreRequest, index: int, output: Any) -> StoredOutput:
+        url = _output_url(output)
+        if url is None:
+            if request.output_kind is OutputKind.TEXT and isinstance(output, str):
+                return StoredOutput(kind=OutputKind.TEXT, text=output)
+            raise ApplicationError(
+                f"output {index} of prediction {request.prediction_id} is neither a URL nor text: {str(output)[:80]!r}",
+                type=FailureType.OUTPUT_INVALID,
+                non_retryable=True,
+            )
+        settings = self._r.settings
+        try:
+            async with self._r.provider.download(
+                url, timeout=settings.download_timeout_seconds
+            ) as response:
+                _check_claimed_type(
+                    response.headers.get("content-type", ""), request.output_kind, url
+                )
+                ref = await self._r.blobs.put_stream(
+                    response.aiter_bytes(1 << 16),
+                    request.output_kind,
+                    max_bytes=settings.max_output_bytes,
+                )
+        except PredictionNotFoundError as exc:
+            raise ApplicationError(
+                f"{exc}; the result of prediction {request.prediction_id} cannot be recovered",
+                type=FailureType.OUTPUT_EXPIRED,
+                non_retryable=True,
+            ) from None
+        except WaveSpeedError as exc:
+            raise from_provider_error(exc) from None
+        except MediaError as exc:
+            # Could be a truncated download: retried a few times by policy, then reported.
+            raise ApplicationError(
+                f"output {index} of prediction {request.prediction_id} is not a valid "
+                f"{request.output_kind.value}: {exc}",
+                type=FailureType.OUTPUT_INVALID,
+            ) from None
+        if request.output_kind is OutputKind.TEXT:
+            text = (await asyncio.to_thread(self._r.blobs.read_bytes, ref)).decode("utf-8")
+            return StoredOutput(kind=OutputKind.TEXT, blob=ref, text=text)
+        return StoredOutput(kind=request.output_kind, blob=ref)
+
+
+def _output_url(output: Any) -> str | None:
+    if isinstance(output, str) and output.startswith(("http://", "https://")):
+        return output
+    if isinstance(output, dict):
+        for key in ("url", "image_url", "output", "model_url", "file_url"):
+            value = output.get(key)
+            if isinstance(value, str) and value.startswith(("http://", "https://")):
+                return value
+    return None
+
+
+def _check_claimed_type(content_type: str, kind: OutputKind, url: str) -> None:
+    """A server claiming a different kind than the model promises is an error, not a guess."""
+    claimed = next(
+        (k for prefix, k in CLAIMED_KIND.items() if content_type.startswith(prefix)), None
+    )
+    if claimed is not None and claimed is not kind:
+        raise MediaError(f"{url} is served as {content_type}, expected a {kind.value}")

@@ -1,0 +1,93 @@
+"""Wait for a prediction by polling: one GET per activity attempt, retries are the loop.
+
+This is the infinite-polling pattern from samples-python ``polling/infrequent``: while the
+prediction runs, the attempt fails with a BENIGN ``PredictionPending`` error whose
+``next_retry_delay`` sets the next poll. Retries are not written to history, so a 20-minute 3D job
+costs the same history as a 2-second image, and a worker that dies between polls loses nothing:
+the server simply hands the next attempt to another worker.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
+
+from activities.failures import FailureType, from_provider_error
+from activities.resources import StudioResources
+from providers.catalogue import ModelSpec
+from providers.wavespeed.errors import WaveSpeedError
+from studio.contracts import (
+    TERMINAL_STATUSES,
+    OutputKind,
+    PollPolicy,
+    PredictionOutcome,
+    PredictionStatus,
+    WaitRequest,
+)
+
+WAIT_TIMEOUT_SECONDS = {
+    OutputKind.IMAGE: 600.0,
+    OutputKind.MODEL_3D: 1800.0,
+    OutputKind.TEXT: 180.0,
+}
+
+
+def poll_policy_for(spec: ModelSpec) -> PollPolicy:
+    """Polling shaped by how long the model usually takes; the timeout by its output category."""
+    return PollPolicy(
+        first_delay_seconds=0.0,
+        min_interval_seconds=min(10.0, max(1.0, spec.typical_seconds / 2)),
+        growth=0.5,
+        max_interval_seconds=30.0,
+        timeout_seconds=max(WAIT_TIMEOUT_SECONDS[spec.output.kind], spec.typical_seconds * 10),
+    )
+
+
+def next_poll_delay(policy: PollPolicy, elapsed_seconds: float) -> float:
+    """Polls thin out as a job runs long: a 30 s job costs ~6 polls, a 10 s job is seen by ~11 s."""
+    interval = max(policy.min_interval_seconds, policy.growth * max(0.0, elapsed_seconds))
+    return min(policy.max_interval_seconds, interval)
+
+
+class WaitActivities:
+    def __init__(self, resources: StudioResources) -> None:
+        self._provider = resources.provider
+
+    @activity.defn(name="wait_for_prediction")
+    async def wait_for_prediction(self, request: WaitRequest) -> PredictionOutcome:
+        attempt = activity.info().attempt
+        elapsed = (datetime.now(UTC) - request.submitted_at).total_seconds()
+        delay = next_poll_delay(request.poll, elapsed)
+        try:
+            prediction = await self._provider.get_prediction(request.prediction_id)
+        except WaveSpeedError as exc:
+            raise from_provider_error(exc, default_delay=delay) from None
+        try:
+            status = PredictionStatus(prediction.status)
+        except ValueError:
+            activity.logger.warning(
+                "prediction %s has unknown status %r; treating it as still running",
+                request.prediction_id,
+                prediction.status,
+            )
+            status = PredictionStatus.PROCESSING
+        if status in TERMINAL_STATUSES:
+            return PredictionOutcome(
+                prediction_id=prediction.id,
+                status=status,
+                outputs=prediction.outputs,
+                error=prediction.error or "",
+                code=prediction.code,
+                inference_ms=prediction.inference_ms,
+                has_nsfw_contents=list(prediction.has_nsfw_contents or []),
+                polls=attempt,
+            )
+        raise ApplicationError(
+            f"prediction {request.prediction_id} is {status} after {elapsed:.0f} s "
+            f"(poll {attempt}); next poll in {delay:.1f} s",
+            type=FailureType.PREDICTION_PENDING,
+            category=ApplicationErrorCategory.BENIGN,
+            next_retry_delay=timedelta(seconds=delay),
+        )

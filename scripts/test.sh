@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Set up and run the whole test suite. Extra arguments go to pytest.
+#
+# The Temporal SDK can abort the interpreter at exit after every test passed (sdk-python#300,
+# "PyGILState_Release"). conftest.py records pytest's real exit status in a file before exit; if
+# the process then dies of SIGABRT/SIGSEGV (134/139) while that status says "passed", the run
+# passed. Any other combination is reported as the failure it is.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh || exit 1
+
+status_file=$(mktemp)
+trap 'rm -f "$status_file"' EXIT
+STUDIO_PYTEST_STATUS_FILE="$status_file" .venv/bin/python -m pytest -p no:cacheprovider "$@"
+rc=$?
+recorded=$(cat "$status_file" 2>/dev/null || true)
+if [ "$rc" -ne 0 ] && [ "$recorded" = "0" ] && { [ "$rc" -eq 134 ] || [ "$rc" -eq 139 ]; }; then
+  echo "pytest passed; the interpreter then aborted during exit (sdk-python#300): treating as passed"
+  rc=0
+fi
+exit "$rc"

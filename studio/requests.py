@@ -1,0 +1,157 @@
+"""Build a model-native request from friendly arguments, using only the catalogue.
+
+Public functions speak in prompts, sizes and images-by-role; models speak in their own field names
+(``size`` vs ``width``/``height``, ``image`` vs ``images[]`` vs ``target_image``). This module is
+the only translation between the two, so no function needs per-model code.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from providers.catalogue import Catalogue, ImageRole, ModelSpec, Operation
+from studio.contracts import BlobRef, OperationRequest
+from studio.errors import FieldError, InvalidRequestError
+
+PROMPT_FIELDS = ("prompt", "text")
+_ID_SAFE = re.compile(r"[^A-Za-z0-9._:-]+")
+
+
+def build_inputs(
+    spec: ModelSpec,
+    *,
+    prompt: str | None = None,
+    images: Mapping[ImageRole, BlobRef | Sequence[BlobRef]] | None = None,
+    size: tuple[int, int] | None = None,
+    params: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Model inputs for ``spec``; every argument lands in the field the catalogue names for it."""
+    inputs: dict[str, Any] = {}
+    errors: list[FieldError] = []
+    if prompt is not None:
+        field = next((spec.field(n) for n in PROMPT_FIELDS if spec.field(n)), None)
+        if field is None:
+            errors.append(FieldError("prompt", f"model {spec.id} takes no prompt"))
+        elif not prompt.strip():
+            errors.append(FieldError("prompt", "must not be empty", field.describe_allowed()))
+        else:
+            inputs[field.name] = prompt
+    if size is not None:
+        inputs.update(_size_fields(spec, size, errors))
+    for role, value in (images or {}).items():
+        field = spec.field_for_role(role)
+        refs = (
+            list(value)
+            if isinstance(value, Sequence) and not isinstance(value, BlobRef)
+            else [value]
+        )
+        if field is None:
+            roles = ", ".join(sorted({f.role.value for f in spec.image_fields() if f.role}))
+            errors.append(
+                FieldError(
+                    f"images.{role.value}",
+                    f"model {spec.id} takes no {role.value} image",
+                    roles or "none",
+                )
+            )
+        elif field.type == "image":
+            if len(refs) != 1:
+                errors.append(
+                    FieldError(
+                        f"images.{role.value}", "exactly one image", field.describe_allowed()
+                    )
+                )
+            else:
+                inputs[field.name] = refs[0].model_dump(mode="json")
+        else:
+            inputs[field.name] = [r.model_dump(mode="json") for r in refs]
+    for name, value in (params or {}).items():
+        if value is not None:
+            inputs[name] = value
+    if errors:
+        raise InvalidRequestError(f"invalid request for model {spec.id}", errors)
+    return inputs
+
+
+def _size_fields(
+    spec: ModelSpec, size: tuple[int, int], errors: list[FieldError]
+) -> dict[str, Any]:
+    width, height = size
+    if spec.field("size") is not None:
+        return {"size": f"{width}*{height}"}
+    if spec.field("width") is not None and spec.field("height") is not None:
+        return {"width": width, "height": height}
+    errors.append(
+        FieldError(
+            "size", f"model {spec.id} does not take an output size", "omit width/height/size"
+        )
+    )
+    return {}
+
+
+def parse_size(value: str, field: str = "size") -> tuple[int, int]:
+    match = re.fullmatch(r"\s*(\d{1,5})\s*[*xX×]\s*(\d{1,5})\s*", value)
+    if not match:
+        raise InvalidRequestError(
+            "invalid size", [FieldError(field, f"cannot read {value!r}", '"W*H", e.g. "1024*1024"')]
+        )
+    return int(match[1]), int(match[2])
+
+
+def new_operation_id(operation: str, user_id: str, key: str | None = None) -> str:
+    """Readable and unique: ``text_to_image-u42-3f9a1c2b7d``; with a caller key, stable for it."""
+    suffix = _ID_SAFE.sub("-", key)[:60] if key else secrets.token_hex(5)
+    return f"{operation}-{_ID_SAFE.sub('-', user_id)[:40]}-{suffix}"
+
+
+def make_request(
+    catalogue: Catalogue,
+    operation: Operation,
+    *,
+    user_id: str | None,
+    model: str | None,
+    inputs_for: Any,
+    num_variations: int = 1,
+    operation_id: str | None = None,
+    idempotency_key: str | None = None,
+    pipeline_id: str | None = None,
+    step: str | None = None,
+    label: str | None = None,
+) -> OperationRequest:
+    """Resolve the model, build and validate its inputs, and name the operation.
+
+    ``inputs_for`` is called with the resolved ``ModelSpec`` and returns the model inputs (usually
+    a ``functools.partial`` of ``build_inputs``). Raises ``InvalidRequestError`` naming the field.
+    """
+    if not user_id:
+        raise InvalidRequestError(
+            "every operation belongs to a user", [FieldError("user_id", "required", "a user id")]
+        )
+    if not 1 <= num_variations <= 10:
+        raise InvalidRequestError(
+            "invalid num_variations",
+            [FieldError("num_variations", f"got {num_variations}", "1 to 10")],
+        )
+    spec = catalogue.resolve(operation, model)
+    inputs = spec.validate_inputs(inputs_for(spec))
+    op_id = operation_id or new_operation_id(operation.value, user_id, idempotency_key)
+    try:
+        return OperationRequest(
+            operation_id=op_id,
+            user_id=user_id,
+            operation=operation.value,
+            model_id=spec.id,
+            inputs=inputs,
+            num_variations=num_variations,
+            pipeline_id=pipeline_id,
+            step=step,
+            label=label,
+        )
+    except ValueError as exc:
+        raise InvalidRequestError(
+            "invalid request",
+            [FieldError("user_id", str(exc).splitlines()[0], "letters, digits and ._@:-")],
+        ) from None
