@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -122,3 +123,14 @@ class BlobStore:
 
     def local_path(self, ref: BlobRef) -> Path:
         return self.path_for(ref.sha256)
+
+    def export(self, ref: BlobRef, destination: Path) -> Path:
+        """A named copy (hard link when possible) for people and tools that want ``.png``."""
+        target = destination.with_suffix(f".{ref.format or 'bin'}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.unlink(missing_ok=True)
+        try:
+            os.link(self.path_for(ref.sha256), target)
+        except OSError:
+            shutil.copyfile(self.path_for(ref.sha256), target)
+        return target

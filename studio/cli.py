@@ -15,10 +15,12 @@ from rich.table import Table
 
 from providers.catalogue import Operation, export_model_list, load_catalogue
 from studio.api import OperationHandle, Studio
+from studio.blobs import BlobStore
 from studio.contracts import OperationPhase, OperationResult
 from studio.errors import StudioError
 from studio.settings import StudioSettings, get_settings
 from studio.stack import EmbeddedStack
+from studio.temporal import ui_url
 
 app = typer.Typer(
     help="Image Studio Engine: durable AI image operations on Temporal.", no_args_is_help=True
@@ -199,18 +201,21 @@ async def _follow(handle: OperationHandle) -> OperationResult:
 
 
 def _print_result(settings: StudioSettings, result: OperationResult) -> None:
-    for output in result.outputs:
+    blobs = BlobStore(settings.blob_root)
+    for index, output in enumerate(result.outputs):
         if output.blob is not None:
             size = f" {output.blob.width}x{output.blob.height}" if output.blob.width else ""
-            console.print(
-                f"[green]stored[/] {output.blob.path} ({output.blob.media_type}{size}, sha256 {output.blob.sha256[:12]}…)"
+            named = blobs.export(
+                output.blob, settings.data_dir / "outputs" / f"{result.workflow_id}-{index}"
             )
+            console.print(f"[green]stored[/] {named}")
+            console.print(f"  {output.blob.media_type}{size}; blob sha256 {output.blob.sha256}")
         elif output.text is not None:
             console.print(f"[green]text[/] {output.text}")
     console.print(f"charged ${result.cost_usd} · predictions {', '.join(result.prediction_ids)}")
-    from studio.temporal import ui_url
-
-    console.print(f"Temporal UI: {ui_url(settings, result.workflow_id)}")
+    console.print(
+        f"Temporal UI: {ui_url(settings, result.workflow_id)} (run `studio up` to browse it)"
+    )
 
 
 def _fail(exc: StudioError) -> None:
