@@ -27,6 +27,7 @@ from studio.contracts import (
     WaitRequest,
 )
 
+TRANSIENT_RETRY_SECONDS = 2.0
 WAIT_TIMEOUT_SECONDS = {
     OutputKind.IMAGE: 600.0,
     OutputKind.MODEL_3D: 1800.0,
@@ -37,17 +38,24 @@ WAIT_TIMEOUT_SECONDS = {
 def poll_policy_for(spec: ModelSpec) -> PollPolicy:
     """Polling shaped by how long the model usually takes; the timeout by its output category."""
     return PollPolicy(
-        first_delay_seconds=0.0,
-        min_interval_seconds=min(10.0, max(1.0, spec.typical_seconds / 2)),
-        growth=0.5,
-        max_interval_seconds=30.0,
-        timeout_seconds=max(WAIT_TIMEOUT_SECONDS[spec.output.kind], spec.typical_seconds * 10),
+        expected_seconds=float(spec.typical_seconds),
+        timeout_seconds=max(WAIT_TIMEOUT_SECONDS[spec.output.kind], spec.typical_seconds * 10.0),
     )
 
 
 def next_poll_delay(policy: PollPolicy, elapsed_seconds: float) -> float:
-    """Polls thin out as a job runs long: a 30 s job costs ~6 polls, a 10 s job is seen by ~11 s."""
-    interval = max(policy.min_interval_seconds, policy.growth * max(0.0, elapsed_seconds))
+    """Seconds until the next poll, given the time since submit.
+
+    Schedule: right after submit, at ``quick_check`` (fast jobs), at the model's typical duration,
+    then every ``growth`` x elapsed. For an 8 s model that is 0, 0.5, 8, 12.8, 20.5, 32.8 s: a job
+    of the usual length is seen at once and a 30 s one costs six polls. Jobs between the quick
+    check and the typical duration are seen at the typical duration; webhooks remove that wait.
+    """
+    elapsed = max(0.0, elapsed_seconds)
+    for milestone in (policy.quick_check_seconds, policy.expected_seconds):
+        if elapsed < milestone - 0.05:
+            return milestone - elapsed
+    interval = max(policy.min_interval_seconds, policy.growth * elapsed)
     return min(policy.max_interval_seconds, interval)
 
 
@@ -63,7 +71,10 @@ class WaitActivities:
         try:
             prediction = await self._provider.get_prediction(request.prediction_id)
         except WaveSpeedError as exc:
-            raise from_provider_error(exc, default_delay=delay) from None
+            # A hiccup is not news about the job: look again soon, not at the next milestone.
+            raise from_provider_error(
+                exc, default_delay=min(delay, TRANSIENT_RETRY_SECONDS)
+            ) from None
         try:
             status = PredictionStatus(prediction.status)
         except ValueError:

@@ -1,19 +1,24 @@
 """The backend's entry points: start durable image operations and get stored results back.
 
-``generate_image(prompt, options, user_id)`` keeps the seed system's shape but runs as a Temporal
-workflow: it survives restarts, pays once, and can be read in the Temporal UI. Every function has
-a ``start_`` twin that returns a handle without waiting. Bad input raises ``InvalidRequestError``
-naming the field before anything starts; a refused quota raises ``QuotaExceededError`` with the
-seed's 429 detail; a failed run raises ``OperationFailedError`` (nothing charged).
+The functions mirror the seed system's unified entry points (``generate_image``,
+``generate_character_image``, ``generate_image_edit``, ``generate_image_upscale``,
+``generate_image_to_3d``, ``generate_face_swap``, ``generate_image_translate``) plus the utility
+edits, but each runs as a Temporal workflow: it survives restarts, pays once and can be read in the
+Temporal UI. Every function has a ``start_`` twin that returns a handle without waiting.
+
+Images may be given as bytes, file paths, https URLs, data URIs or ``BlobRef``s; they enter the
+blob store first. Bad input raises ``InvalidRequestError`` naming the field before anything starts;
+a refused quota raises ``QuotaExceededError`` (the seed's 429 detail); a failed run raises
+``OperationFailedError`` (nothing charged).
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Concatenate, ParamSpec
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.common import (
     SearchAttributePair,
@@ -21,12 +26,24 @@ from temporalio.common import (
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
-from providers.catalogue import Catalogue, Operation, load_catalogue
-from studio.contracts import OperationProgress, OperationRequest, OperationResult
-from studio.errors import FieldError, InvalidRequestError, OperationFailedError, QuotaExceededError
-from studio.requests import build_inputs, make_request, parse_size
+from providers.catalogue import (
+    Catalogue,
+    ImageRole,
+    Operation,
+    Recommendation,
+    load_catalogue,
+    recommend_model,
+)
+from studio.blobs import BlobStore
+from studio.contracts import BlobRef, OperationProgress, OperationRequest, OperationResult
+from studio.create_studio import load_create_studio, plan_create
+from studio.errors import FieldError, InvalidRequestError
+from studio.ingest import ImageIngestor, ImageSource
+from studio.options import GenerateOptions, OperationOptions, parse_options
+from studio.outcomes import failure_from_workflow
+from studio.pricing import CostEstimate, EstimateItem, estimate_cost
+from studio.requests import build_inputs, make_request
 from studio.search import (
     STUDIO_MODEL,
     STUDIO_OPERATION,
@@ -38,39 +55,8 @@ from studio.settings import StudioSettings, get_settings
 from studio.temporal import connect, ui_url
 from workflows.operation import ImageOperationWorkflow
 
-
-class GenerateOptions(BaseModel):
-    """Options of ``generate_image`` (text-to-image)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    model: str | None = None
-    """Catalogue id; default: the first text-to-image model of the catalogue."""
-    width: int | None = Field(default=None, ge=1, le=16384)
-    height: int | None = Field(default=None, ge=1, le=16384)
-    size: str | None = None
-    """``"W*H"``; alternative to width/height."""
-    negative_prompt: str | None = None
-    seed: int | None = None
-    output_format: str | None = None
-    num_variations: int = Field(default=1, ge=1, le=10)
-    extra: dict[str, Any] = Field(default_factory=dict)
-    """Any other model-native field, checked against the model's schema."""
-    idempotency_key: str | None = None
-    """Same key, same user, same operation: the same run, never a second one."""
-
-    def output_size(self) -> tuple[int, int] | None:
-        if self.size:
-            return parse_size(self.size)
-        if self.width or self.height:
-            if not (self.width and self.height):
-                missing = "height" if self.width else "width"
-                raise InvalidRequestError(
-                    "size needs both sides",
-                    [FieldError(f"options.{missing}", "required with the other side")],
-                )
-            return self.width, self.height
-        return None
+Options = OperationOptions | dict[str, Any] | None
+P = ParamSpec("P")
 
 
 @dataclass
@@ -98,8 +84,22 @@ class OperationHandle:
         await self.handle.cancel()
 
 
+def _waiting(
+    start: Callable[Concatenate[Studio, P], Awaitable[OperationHandle]],
+) -> Callable[Concatenate[Studio, P], Awaitable[OperationResult]]:
+    """The waiting twin of a ``start_`` method: same arguments, returns the result."""
+
+    @functools.wraps(start)
+    async def run(self: Studio, *args: P.args, **kwargs: P.kwargs) -> OperationResult:
+        return await (await start(self, *args, **kwargs)).result()
+
+    run.__name__ = run.__qualname__ = start.__name__.removeprefix("start_")
+    run.__doc__ = f"Like ``{start.__name__}``, but waits and returns the stored result."
+    return run
+
+
 class Studio:
-    """Holds a Temporal client; one per process is plenty."""
+    """Holds a Temporal client and the blob store; one per process is plenty."""
 
     def __init__(
         self,
@@ -110,6 +110,8 @@ class Studio:
         self.client = client
         self.settings = settings or get_settings()
         self.catalogue = catalogue or load_catalogue()
+        self.blobs = BlobStore(self.settings.blob_root, max_pixels=self.settings.max_input_pixels)
+        self._ingestor = ImageIngestor(self.blobs, self.settings)
 
     @classmethod
     async def connect(cls, settings: StudioSettings | None = None) -> Studio:
@@ -117,6 +119,76 @@ class Studio:
         return cls(await connect(settings), settings)
 
     # ------------------------------------------------------------------ generic
+
+    async def build_request(
+        self,
+        operation: Operation,
+        user_id: str | None,
+        options: Options = None,
+        *,
+        prompt: str | None = None,
+        images: Mapping[ImageRole, ImageSource | Sequence[ImageSource] | None] | None = None,
+        params: Mapping[str, Any] | None = None,
+        label: str | None = None,
+        options_type: type[OperationOptions] = OperationOptions,
+        pipeline_id: str | None = None,
+        step: str | None = None,
+        operation_id: str | None = None,
+    ) -> OperationRequest:
+        """Validate and normalise a request for any operation (no workflow is started)."""
+        opts = parse_options(options_type, options)
+        size, fit, model = opts.output_size(), False, opts.model
+        if isinstance(opts, GenerateOptions) and prompt is not None:
+            plan = plan_create(
+                load_create_studio(),
+                prompt=prompt,
+                model=opts.model,
+                template_id=opts.template_id,
+                aspect_ratio=opts.aspect_ratio,
+                style_preset=opts.style_preset,
+                quality=opts.quality,
+                explicit_size=size,
+            )
+            prompt, size, fit, model = plan.prompt, plan.size, plan.fit_size, plan.model
+        self.catalogue.resolve(operation, model)  # unknown model/operation fails before any upload
+        refs = await self._ingest(images or {})
+        return make_request(
+            self.catalogue,
+            operation,
+            user_id=user_id,
+            model=model,
+            inputs_for=functools.partial(
+                build_inputs,
+                prompt=prompt,
+                images=refs,
+                size=size,
+                fit_size=fit,
+                params={**opts.model_params(), **(params or {})},
+            ),
+            num_variations=opts.num_variations,
+            idempotency_key=opts.idempotency_key,
+            pipeline_id=pipeline_id,
+            step=step,
+            label=label,
+            operation_id=operation_id,
+        )
+
+    async def _ingest(
+        self, images: Mapping[ImageRole, ImageSource | Sequence[ImageSource] | None]
+    ) -> dict[ImageRole, BlobRef | list[BlobRef]]:
+        refs: dict[ImageRole, BlobRef | list[BlobRef]] = {}
+        for role, source in images.items():
+            if source is None:
+                continue
+            field = f"images.{role.value}"
+            if isinstance(source, (list, tuple)):
+                refs[role] = [
+                    await self._ingestor.ingest(s, field=f"{field}[{i}]")
+                    for i, s in enumerate(source)
+                ]
+            else:
+                refs[role] = await self._ingestor.ingest(source, field=field)
+        return refs
 
     async def start_operation(self, request: OperationRequest) -> OperationHandle:
         """Start the workflow for a validated request (idempotent per operation id)."""
@@ -146,54 +218,306 @@ class Studio:
     async def run_operation(self, request: OperationRequest) -> OperationResult:
         return await (await self.start_operation(request)).result()
 
-    def handle(self, workflow_id: str, request: OperationRequest) -> OperationHandle:
-        return OperationHandle(
-            self.client.get_workflow_handle_for(ImageOperationWorkflow.run, workflow_id),
-            request,
-            ui_url(self.settings, workflow_id),
-        )
+    def estimate(
+        self, requests: OperationRequest | EstimateItem | Iterable[OperationRequest | EstimateItem]
+    ) -> CostEstimate:
+        """The price of requests before anything runs, from the catalogue."""
+        return estimate_cost(self.catalogue, requests)
 
-    # ------------------------------------------------------------------ text to image
+    def recommend(self, operation: Operation, **constraints: Any) -> Recommendation:
+        return recommend_model(self.catalogue, operation, **constraints)
 
-    def text_to_image_request(
-        self, prompt: str, options: GenerateOptions | dict[str, Any] | None, user_id: str | None
-    ) -> OperationRequest:
-        opts = _options(GenerateOptions, options)
-        params = {
-            "negative_prompt": opts.negative_prompt,
-            "seed": opts.seed,
-            "output_format": opts.output_format,
-            **opts.extra,
-        }
-        return make_request(
-            self.catalogue,
-            Operation.TEXT_TO_IMAGE,
-            user_id=user_id,
-            model=opts.model,
-            inputs_for=functools.partial(
-                build_inputs, prompt=prompt, size=opts.output_size(), params=params
-            ),
-            num_variations=opts.num_variations,
-            idempotency_key=opts.idempotency_key,
-            label="text to image",
-        )
+    # ------------------------------------------------------------------ the operations
 
     async def start_generate_image(
-        self,
-        prompt: str,
-        options: GenerateOptions | dict[str, Any] | None = None,
-        user_id: str | None = None,
+        self, prompt: str, options: Options = None, user_id: str | None = None
     ) -> OperationHandle:
-        return await self.start_operation(self.text_to_image_request(prompt, options, user_id))
+        """Text-to-image, with Create Studio templates, presets, styles, quality tiers and variations."""
+        return await self.start_operation(
+            await self.build_request(
+                Operation.TEXT_TO_IMAGE,
+                user_id,
+                options,
+                prompt=prompt,
+                label="text to image",
+                options_type=GenerateOptions,
+            )
+        )
 
-    async def generate_image(
+    async def start_generate_character_image(
         self,
         prompt: str,
-        options: GenerateOptions | dict[str, Any] | None = None,
+        reference_image: ImageSource,
         user_id: str | None = None,
-    ) -> OperationResult:
-        return await (await self.start_generate_image(prompt, options, user_id)).result()
+        options: Options = None,
+    ) -> OperationHandle:
+        """A new image of the character in ``reference_image`` (style, aspect_ratio, rendering_speed in ``extra``)."""
+        return await self._start(
+            Operation.CHARACTER,
+            user_id,
+            options,
+            prompt=prompt,
+            images={ImageRole.REFERENCE: reference_image},
+            label="character image",
+        )
 
+    async def start_generate_image_edit(
+        self,
+        image: ImageSource,
+        prompt: str,
+        user_id: str | None = None,
+        options: Options = None,
+        *,
+        mask: ImageSource | None = None,
+        references: Sequence[ImageSource] = (),
+    ) -> OperationHandle:
+        """Edit ``image`` as ``prompt`` says; a mask (white = change) where the model takes one."""
+        images: dict[ImageRole, Any] = {ImageRole.BASE: image, ImageRole.MASK: mask}
+        if references:
+            images[ImageRole.REFERENCE] = list(references)
+        return await self._start(
+            Operation.EDIT, user_id, options, prompt=prompt, images=images, label="edit"
+        )
+
+    async def start_generate_image_upscale(
+        self,
+        image: ImageSource,
+        user_id: str | None = None,
+        options: Options = None,
+        *,
+        target_resolution: str | None = None,
+    ) -> OperationHandle:
+        """Upscale ``image`` (``target_resolution`` 2k/4k/8k where the model takes it)."""
+        return await self._start(
+            Operation.UPSCALE,
+            user_id,
+            options,
+            images={ImageRole.BASE: image},
+            params={"target_resolution": target_resolution},
+            label=f"upscale {target_resolution or ''}".strip(),
+        )
+
+    async def start_generate_image_to_3d(
+        self,
+        image: ImageSource,
+        user_id: str | None = None,
+        options: Options = None,
+        *,
+        views: Mapping[str, ImageSource] | None = None,
+        prompt: str | None = None,
+    ) -> OperationHandle:
+        """A 3D model (GLB and friends) from ``image``; multi-view models take ``views`` back/left/right."""
+        spec = self.catalogue.resolve(
+            Operation.IMAGE_TO_3D, parse_options(OperationOptions, options).model
+        )
+        main = next(
+            (
+                r
+                for r in (ImageRole.BASE, ImageRole.SKETCH, ImageRole.FRONT)
+                if spec.field_for_role(r)
+            ),
+            ImageRole.BASE,
+        )
+        images: dict[ImageRole, Any] = {main: image}
+        for name, source in (views or {}).items():
+            try:
+                images[ImageRole(name)] = source
+            except ValueError:
+                raise InvalidRequestError(
+                    "unknown view",
+                    [FieldError(f"views.{name}", "unknown view", "front, back, left or right")],
+                ) from None
+        return await self._start(
+            Operation.IMAGE_TO_3D,
+            user_id,
+            options,
+            prompt=prompt,
+            images=images,
+            label="image to 3D",
+        )
+
+    async def start_generate_text_to_3d(
+        self, prompt: str, user_id: str | None = None, options: Options = None
+    ) -> OperationHandle:
+        """A 3D model from a text prompt."""
+        return await self._start(
+            Operation.TEXT_TO_3D, user_id, options, prompt=prompt, label="text to 3D"
+        )
+
+    async def start_generate_face_swap(
+        self,
+        base_image: ImageSource,
+        face_image: ImageSource,
+        user_id: str | None = None,
+        options: Options = None,
+        *,
+        target_faces: Sequence[ImageSource] = (),
+    ) -> OperationHandle:
+        """Put the face from ``face_image`` onto ``base_image`` (``target_faces`` picks which, where supported)."""
+        images: dict[ImageRole, Any] = {ImageRole.BASE: base_image, ImageRole.FACE: face_image}
+        if target_faces:
+            images[ImageRole.TARGET_FACE] = list(target_faces)
+        return await self._start(
+            Operation.FACE_SWAP, user_id, options, images=images, label="face swap"
+        )
+
+    async def start_generate_image_translate(
+        self,
+        image: ImageSource,
+        target_language: str,
+        user_id: str | None = None,
+        options: Options = None,
+    ) -> OperationHandle:
+        """Translate the text in ``image`` into ``target_language`` (a code like ``en`` or a name)."""
+        spec = self.catalogue.resolve(
+            Operation.TRANSLATE, parse_options(OperationOptions, options).model
+        )
+        field = next((f for f in spec.inputs if f.name in ("target_language", "target_lang")), None)
+        params = {field.name: _language_value(target_language, field.values or ())} if field else {}
+        return await self._start(
+            Operation.TRANSLATE,
+            user_id,
+            options,
+            images={ImageRole.BASE: image},
+            params=params,
+            label=f"translate to {target_language}",
+        )
+
+    async def start_erase_image(
+        self,
+        image: ImageSource,
+        user_id: str | None = None,
+        options: Options = None,
+        *,
+        mask: ImageSource | None = None,
+        prompt: str | None = None,
+    ) -> OperationHandle:
+        """Remove objects (the white area of ``mask``, or what ``prompt`` names)."""
+        return await self._start(
+            Operation.ERASE,
+            user_id,
+            options,
+            prompt=prompt,
+            images={ImageRole.BASE: image, ImageRole.MASK: mask},
+            label="erase",
+        )
+
+    async def start_expand_image(
+        self,
+        image: ImageSource,
+        user_id: str | None = None,
+        options: Options = None,
+        *,
+        aspect_ratio: str | None = None,
+        prompt: str | None = None,
+    ) -> OperationHandle:
+        """Outpaint ``image`` to a wider canvas (``aspect_ratio`` where the model takes it)."""
+        return await self._start(
+            Operation.EXPAND,
+            user_id,
+            options,
+            prompt=prompt,
+            images={ImageRole.BASE: image},
+            params={"aspect_ratio": aspect_ratio},
+            label="expand",
+        )
+
+    async def start_replace_background(
+        self,
+        image: ImageSource,
+        prompt: str | None = None,
+        user_id: str | None = None,
+        options: Options = None,
+        *,
+        reference: ImageSource | None = None,
+    ) -> OperationHandle:
+        """Keep the subject, generate a new background from ``prompt`` or a ``reference`` image."""
+        return await self._start(
+            Operation.BACKGROUND,
+            user_id,
+            options,
+            prompt=prompt,
+            images={ImageRole.BASE: image, ImageRole.REFERENCE: reference},
+            label="background",
+        )
+
+    async def start_remove_image_text(
+        self, image: ImageSource, user_id: str | None = None, options: Options = None
+    ) -> OperationHandle:
+        """Remove overlaid text from ``image``."""
+        return await self._start(
+            Operation.REMOVE_TEXT,
+            user_id,
+            options,
+            images={ImageRole.BASE: image},
+            label="remove text",
+        )
+
+    async def start_caption_image(
+        self, image: ImageSource, user_id: str | None = None, options: Options = None
+    ) -> OperationHandle:
+        """Describe ``image`` in words; the caption is in ``result.texts``."""
+        return await self._start(
+            Operation.CAPTION, user_id, options, images={ImageRole.BASE: image}, label="caption"
+        )
+
+    async def start_optimize_prompt(
+        self,
+        prompt: str,
+        user_id: str | None = None,
+        options: Options = None,
+        *,
+        image: ImageSource | None = None,
+    ) -> OperationHandle:
+        """Rewrite ``prompt`` into a stronger one; the result is in ``result.texts``."""
+        return await self._start(
+            Operation.OPTIMIZE_PROMPT,
+            user_id,
+            options,
+            prompt=prompt,
+            images={ImageRole.REFERENCE: image},
+            label="optimize prompt",
+        )
+
+    async def _start(
+        self, operation: Operation, user_id: str | None, options: Options, **kwargs: Any
+    ) -> OperationHandle:
+        return await self.start_operation(
+            await self.build_request(operation, user_id, options, **kwargs)
+        )
+
+    generate_image = _waiting(start_generate_image)
+    generate_character_image = _waiting(start_generate_character_image)
+    generate_image_edit = _waiting(start_generate_image_edit)
+    generate_image_upscale = _waiting(start_generate_image_upscale)
+    generate_image_to_3d = _waiting(start_generate_image_to_3d)
+    generate_text_to_3d = _waiting(start_generate_text_to_3d)
+    generate_face_swap = _waiting(start_generate_face_swap)
+    generate_image_translate = _waiting(start_generate_image_translate)
+    erase_image = _waiting(start_erase_image)
+    expand_image = _waiting(start_expand_image)
+    replace_background = _waiting(start_replace_background)
+    remove_image_text = _waiting(start_remove_image_text)
+    caption_image = _waiting(start_caption_image)
+    optimize_prompt = _waiting(start_optimize_prompt)
+
+
+OPERATION_FUNCTIONS = (
+    "generate_image",
+    "generate_character_image",
+    "generate_image_edit",
+    "generate_image_upscale",
+    "generate_image_to_3d",
+    "generate_text_to_3d",
+    "generate_face_swap",
+    "generate_image_translate",
+    "erase_image",
+    "expand_image",
+    "replace_background",
+    "remove_image_text",
+    "caption_image",
+    "optimize_prompt",
+)
 
 # ---------------------------------------------------------------------- module-level functions
 
@@ -208,43 +532,46 @@ async def default_studio() -> Studio:
     return _default
 
 
-async def generate_image(
-    prompt: str,
-    options: GenerateOptions | dict[str, Any] | None = None,
-    user_id: str | None = None,
-    *,
-    studio: Studio | None = None,
-) -> OperationResult:
-    """Text-to-image, durably: returns stored images by reference once they are ours."""
-    return await (studio or await default_studio()).generate_image(prompt, options, user_id)
+def _module_function(name: str) -> Callable[..., Awaitable[Any]]:
+    method = getattr(Studio, name)
+
+    @functools.wraps(method)
+    async def call(*args: Any, studio: Studio | None = None, **kwargs: Any) -> Any:
+        return await getattr(studio or await default_studio(), name)(*args, **kwargs)
+
+    return call
 
 
-async def start_generate_image(
-    prompt: str,
-    options: GenerateOptions | dict[str, Any] | None = None,
-    user_id: str | None = None,
-    *,
-    studio: Studio | None = None,
-) -> OperationHandle:
-    return await (studio or await default_studio()).start_generate_image(prompt, options, user_id)
+for _name in OPERATION_FUNCTIONS:
+    globals()[_name] = _module_function(_name)
+    globals()[f"start_{_name}"] = _module_function(f"start_{_name}")
 
 
 # ---------------------------------------------------------------------- helpers
 
+LANGUAGE_NAMES = {
+    "en": "english",
+    "zh": "chinese-simplified",
+    "ja": "japanese",
+    "ko": "korean",
+    "fr": "french",
+    "de": "german",
+    "es": "spanish",
+    "ru": "russian",
+    "ar": "arabic",
+}
 
-def _options(model: type[BaseModel], value: Any) -> Any:
-    if isinstance(value, model):
-        return value
-    try:
-        return model.model_validate(value or {})
-    except ValidationError as exc:
-        raise InvalidRequestError(
-            "invalid options",
-            [
-                FieldError("options." + ".".join(str(p) for p in e["loc"]), e["msg"])
-                for e in exc.errors()
-            ],
-        ) from None
+
+def _language_value(language: str, allowed: Sequence[str | int]) -> str:
+    """``en`` or ``english``, whichever spelling the model's field takes."""
+    wanted = language.strip().lower()
+    if wanted in allowed:
+        return wanted
+    by_name = {v: k for k, v in LANGUAGE_NAMES.items()}
+    for candidate in (LANGUAGE_NAMES.get(wanted), by_name.get(wanted)):
+        if candidate in allowed:
+            return candidate  # type: ignore[return-value]
+    return wanted
 
 
 def _static_details(request: OperationRequest, path: str, price: Any) -> str:
@@ -259,41 +586,12 @@ def _static_details(request: OperationRequest, path: str, price: Any) -> str:
     return "\n".join(lines)
 
 
-def failure_from_workflow(exc: WorkflowFailureError, workflow_id: str) -> Exception:
-    """Map a workflow failure to the error the backend can act on."""
-    cause: BaseException | None = exc.cause
-    while isinstance(cause, ActivityError) and cause.cause is not None:
-        cause = cause.cause
-    if isinstance(cause, CancelledError):
-        return OperationFailedError(
-            "the operation was cancelled; nothing was charged",
-            failure_type="Cancelled",
-            workflow_id=workflow_id,
-        )
-    if not isinstance(cause, ApplicationError):
-        return OperationFailedError(str(cause or exc), workflow_id=workflow_id)
-    details = list(cause.details)
-    if cause.type == "InvalidRequest" and details and isinstance(details[0], dict):
-        errors = [
-            FieldError(e["field"], e["message"], e.get("allowed"))
-            for e in details[0].get("errors", [])
-        ]
-        return InvalidRequestError(cause.message.split(":")[0], errors)
-    if cause.type == "QuotaExceeded" and details and isinstance(details[0], dict):
-        return QuotaExceededError(details[0])
-    codes = details[0].get("provider_codes", []) if details and isinstance(details[0], dict) else []
-    return OperationFailedError(
-        cause.message,
-        failure_type=cause.type,
-        provider_code=codes[0] if codes else None,
-        workflow_id=workflow_id,
-    )
-
-
 __all__ = [
     "GenerateOptions",
     "OperationHandle",
+    "OperationOptions",
     "Studio",
-    "generate_image",
-    "start_generate_image",
+    "default_studio",
+    *OPERATION_FUNCTIONS,
+    *(f"start_{n}" for n in OPERATION_FUNCTIONS),
 ]

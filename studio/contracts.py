@@ -72,12 +72,15 @@ class OperationRequest(Frozen):
 
 
 class PollPolicy(Frozen):
-    """How often to ask WaveSpeed about a prediction; see ``activities.wait.next_poll_delay``."""
+    """When to ask WaveSpeed about a prediction; see ``activities.wait.next_poll_delay``."""
 
-    first_delay_seconds: float = 0.0
+    quick_check_seconds: float = 0.5
+    """One early look, so fast jobs are not held back to the model's typical duration."""
+    expected_seconds: float = 10.0
+    """The model's typical duration: the next look after the quick check."""
+    growth: float = 0.6
+    """After that, wait ``growth`` x time since submit: polls thin out geometrically."""
     min_interval_seconds: float = 1.0
-    growth: float = 0.5
-    """Next interval = max(min, growth * time since submit): polls thin out as a job runs long."""
     max_interval_seconds: float = 30.0
     timeout_seconds: float = 600.0
     """Give up waiting after this long (the model's category sets it)."""
@@ -248,6 +251,10 @@ class OperationResult(Frozen):
     @property
     def blobs(self) -> list[BlobRef]:
         return [o.blob for o in self.outputs if o.blob is not None]
+
+    @property
+    def texts(self) -> list[str]:
+        return [o.text for o in self.outputs if o.text is not None]
 
     @property
     def succeeded(self) -> list[VariationResult]:

@@ -7,6 +7,7 @@ the only translation between the two, so no function needs per-model code.
 
 from __future__ import annotations
 
+import math
 import re
 import secrets
 from collections.abc import Mapping, Sequence
@@ -26,6 +27,7 @@ def build_inputs(
     prompt: str | None = None,
     images: Mapping[ImageRole, BlobRef | Sequence[BlobRef]] | None = None,
     size: tuple[int, int] | None = None,
+    fit_size: bool = False,
     params: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Model inputs for ``spec``; every argument lands in the field the catalogue names for it."""
@@ -40,7 +42,7 @@ def build_inputs(
         else:
             inputs[field.name] = prompt
     if size is not None:
-        inputs.update(_size_fields(spec, size, errors))
+        inputs.update(_size_fields(spec, size, errors, fit_size))
     for role, value in (images or {}).items():
         field = spec.field_for_role(role)
         refs = (
@@ -77,19 +79,59 @@ def build_inputs(
 
 
 def _size_fields(
-    spec: ModelSpec, size: tuple[int, int], errors: list[FieldError]
+    spec: ModelSpec, size: tuple[int, int], errors: list[FieldError], fit: bool
 ) -> dict[str, Any]:
+    """Put an output size into the model's own terms.
+
+    An explicit size must be one the model takes (else the error names it); a size from a preset
+    (``fit``) is scaled into the model's range, or mapped to its nearest aspect ratio.
+    """
     width, height = size
-    if spec.field("size") is not None:
+    size_field = spec.field("size")
+    if size_field is not None:
+        if fit:
+            width, height = fit_dimensions(width, height, size_field.min, size_field.max)
         return {"size": f"{width}*{height}"}
     if spec.field("width") is not None and spec.field("height") is not None:
+        if fit:
+            low = spec.field("width").min  # type: ignore[union-attr]
+            high = spec.field("width").max  # type: ignore[union-attr]
+            width, height = fit_dimensions(width, height, low, high)
         return {"width": width, "height": height}
-    errors.append(
-        FieldError(
-            "size", f"model {spec.id} does not take an output size", "omit width/height/size"
-        )
+    ratio_field = spec.field("aspect_ratio")
+    if ratio_field is not None and ratio_field.values and fit:
+        return {"aspect_ratio": nearest_ratio(width, height, [str(v) for v in ratio_field.values])}
+    allowed = (
+        f"aspect_ratio: {ratio_field.describe_allowed()}"
+        if ratio_field is not None
+        else "omit width/height/size"
     )
+    errors.append(FieldError("size", f"model {spec.id} does not take an output size", allowed))
     return {}
+
+
+def fit_dimensions(
+    width: int, height: int, low: float | None, high: float | None
+) -> tuple[int, int]:
+    """Scale (width, height) so both sides lie in [low, high], keeping the ratio as far as possible."""
+    factor = 1.0
+    if high is not None and max(width, height) > high:
+        factor = high / max(width, height)
+    if low is not None and min(width, height) * factor < low:
+        factor = low / min(width, height)
+    w, h = (round(width * factor / 8) * 8, round(height * factor / 8) * 8)
+    clamp = lambda v: int(min(high or v, max(low or v, v)))  # noqa: E731
+    return clamp(w), clamp(h)
+
+
+def nearest_ratio(width: int, height: int, ratios: list[str]) -> str:
+    target = math.log(width / height)
+
+    def distance(ratio: str) -> float:
+        w, _, h = ratio.partition(":")
+        return abs(math.log(float(w) / float(h)) - target)
+
+    return min(ratios, key=distance)
 
 
 def parse_size(value: str, field: str = "size") -> tuple[int, int]:
