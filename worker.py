@@ -16,6 +16,7 @@ from datetime import timedelta
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.pipeline import PipelineActivities
 from activities.preflight import PreflightActivities
 from activities.resources import StudioResources
 from activities.store import StoreActivities
@@ -26,13 +27,15 @@ from activities.wait import WaitActivities
 from studio.settings import StudioSettings, get_settings
 from studio.temporal import connect
 from workflows.operation import ImageOperationWorkflow
+from workflows.pipeline import ImagePipelineWorkflow
 
-WORKFLOWS = [ImageOperationWorkflow]
+WORKFLOWS = [ImageOperationWorkflow, ImagePipelineWorkflow]
 
 
 def activities_for(resources: StudioResources) -> list:
     preflight = PreflightActivities(resources)
     usage = UsageActivities(resources)
+    pipeline = PipelineActivities(resources)
     return [
         preflight.reserve_operation,
         UploadActivities(resources).upload_inputs,
@@ -41,6 +44,12 @@ def activities_for(resources: StudioResources) -> list:
         StoreActivities(resources).store_outputs,
         usage.settle_operation,
         usage.release_reservation,
+        pipeline.reserve_pipeline,
+        pipeline.prepare_step,
+        pipeline.record_step,
+        pipeline.release_pipeline,
+        pipeline.rank_images,
+        pipeline.crop_images,
     ]
 
 

@@ -25,17 +25,24 @@ class PreflightActivities:
     def reserve_operation(self, request: OperationRequest) -> PreparedOperation:
         try:
             prepared = self._validate(request)
-            reservation = self._r.ledger.reserve(
-                reservation_id=prepared.reservation_id,
-                operation_id=request.operation_id,
-                user_id=request.user_id,
-                category=prepared.quota_category,
-                units=prepared.quantity,
-                unit_price=prepared.unit_price_usd,
-                model_id=request.model_id,
-                operation=request.operation,
-                workflow_id=activity.info().workflow_id,
-            )
+            common = {
+                "reservation_id": prepared.reservation_id,
+                "operation_id": request.operation_id,
+                "category": prepared.quota_category,
+                "units": prepared.quantity,
+                "unit_price": prepared.unit_price_usd,
+                "model_id": request.model_id,
+                "workflow_id": activity.info().workflow_id,
+            }
+            if request.budget_reservation_id:
+                # A pipeline step: its pipeline already holds the budget; move this step's share.
+                reservation = self._r.ledger.draw(
+                    pipeline_id=request.budget_reservation_id, **common
+                )
+            else:
+                reservation = self._r.ledger.reserve(
+                    user_id=request.user_id, operation=request.operation, **common
+                )
         except InvalidRequestError as exc:
             raise invalid_request(exc) from None
         except QuotaExceededError as exc:

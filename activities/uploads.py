@@ -38,7 +38,7 @@ class UploadActivities:
                 self._r.provider.base_url,
                 max_age=UPLOAD_REUSE_WINDOW,
             )
-            if cached:
+            if cached and await self._still_there(cached):
                 urls[ref.sha256] = cached
                 reused += 1
                 continue
@@ -48,6 +48,14 @@ class UploadActivities:
         return UploadedInputs(
             inputs=_replace_refs(prepared.inputs, urls), uploaded=uploaded, reused=reused
         )
+
+    async def _still_there(self, url: str) -> bool:
+        """A cached upload may have been deleted (retention, a reset account): check before use."""
+        try:
+            async with self._r.provider.download(url, timeout=10.0):
+                return True
+        except WaveSpeedError:
+            return False
 
     async def _upload(self, ref: BlobRef) -> str:
         content = await asyncio.to_thread(self._r.blobs.read_bytes, ref)

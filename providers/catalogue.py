@@ -310,6 +310,12 @@ class Catalogue(BaseModel):
                     f"no model serves {operation}", [FieldError("operation", "no model serves it")]
                 )
             return candidates[0]
+        if model_id not in self.ids():
+            allowed = ", ".join(m.id for m in self.for_operation(operation))
+            raise InvalidRequestError(
+                f"unknown model {model_id!r}",
+                [FieldError("model", f"unknown model {model_id!r}", f"one of {allowed}")],
+            )
         spec = self.get(model_id)
         if operation not in spec.operations:
             allowed = ", ".join(m.id for m in self.for_operation(operation))

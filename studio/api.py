@@ -37,13 +37,14 @@ from providers.catalogue import (
 )
 from studio.blobs import BlobStore
 from studio.contracts import BlobRef, OperationProgress, OperationRequest, OperationResult
-from studio.create_studio import load_create_studio, plan_create
 from studio.errors import FieldError, InvalidRequestError
 from studio.ingest import ImageIngestor, ImageSource
 from studio.options import GenerateOptions, OperationOptions, parse_options
 from studio.outcomes import failure_from_workflow
+from studio.pipelines.client import DefinitionSource, PipelineClient, PipelineHandle, PipelineQuote
+from studio.pipelines.contracts import PipelineResult
 from studio.pricing import CostEstimate, EstimateItem, estimate_cost
-from studio.requests import build_inputs, make_request
+from studio.requests import compose_request
 from studio.search import (
     STUDIO_MODEL,
     STUDIO_OPERATION,
@@ -52,7 +53,7 @@ from studio.search import (
     STUDIO_USER,
 )
 from studio.settings import StudioSettings, get_settings
-from studio.temporal import connect, ui_url
+from studio.temporal import connect, temporal_client, ui_url
 from workflows.operation import ImageOperationWorkflow
 
 Options = OperationOptions | dict[str, Any] | None
@@ -99,11 +100,14 @@ def _waiting(
 
 
 class Studio:
-    """Holds a Temporal client and the blob store; one per process is plenty."""
+    """Holds a Temporal client and the blob store; one per process is plenty.
+
+    Without a client (``Studio(None, settings)``) it still validates, quotes and estimates.
+    """
 
     def __init__(
         self,
-        client: Client,
+        client: Client | None,
         settings: StudioSettings | None = None,
         catalogue: Catalogue | None = None,
     ) -> None:
@@ -112,6 +116,9 @@ class Studio:
         self.catalogue = catalogue or load_catalogue()
         self.blobs = BlobStore(self.settings.blob_root, max_pixels=self.settings.max_input_pixels)
         self._ingestor = ImageIngestor(self.blobs, self.settings)
+        self.pipelines = PipelineClient(
+            client, self.settings, self.catalogue, self.blobs, self._ingestor
+        )
 
     @classmethod
     async def connect(cls, settings: StudioSettings | None = None) -> Studio:
@@ -137,40 +144,20 @@ class Studio:
     ) -> OperationRequest:
         """Validate and normalise a request for any operation (no workflow is started)."""
         opts = parse_options(options_type, options)
-        size, fit, model = opts.output_size(), False, opts.model
-        if isinstance(opts, GenerateOptions) and prompt is not None:
-            plan = plan_create(
-                load_create_studio(),
-                prompt=prompt,
-                model=opts.model,
-                template_id=opts.template_id,
-                aspect_ratio=opts.aspect_ratio,
-                style_preset=opts.style_preset,
-                quality=opts.quality,
-                explicit_size=size,
-            )
-            prompt, size, fit, model = plan.prompt, plan.size, plan.fit_size, plan.model
-        self.catalogue.resolve(operation, model)  # unknown model/operation fails before any upload
-        refs = await self._ingest(images or {})
-        return make_request(
+        if options_type is OperationOptions or prompt is None:
+            self.catalogue.resolve(operation, opts.model)  # unknown model fails before any upload
+        return compose_request(
             self.catalogue,
             operation,
-            user_id=user_id,
-            model=model,
-            inputs_for=functools.partial(
-                build_inputs,
-                prompt=prompt,
-                images=refs,
-                size=size,
-                fit_size=fit,
-                params={**opts.model_params(), **(params or {})},
-            ),
-            num_variations=opts.num_variations,
-            idempotency_key=opts.idempotency_key,
-            pipeline_id=pipeline_id,
-            step=step,
+            user_id,
+            opts,
+            prompt=prompt,
+            images=await self._ingest(images or {}),
+            params=params,
             label=label,
             operation_id=operation_id,
+            pipeline_id=pipeline_id,
+            step=step,
         )
 
     async def _ingest(
@@ -202,7 +189,7 @@ class Studio:
         ]
         if request.pipeline_id:
             attributes.append(SearchAttributePair(STUDIO_PIPELINE, request.pipeline_id))
-        handle = await self.client.start_workflow(
+        handle = await temporal_client(self.client).start_workflow(
             ImageOperationWorkflow.run,
             request,
             id=request.operation_id,
@@ -226,6 +213,30 @@ class Studio:
 
     def recommend(self, operation: Operation, **constraints: Any) -> Recommendation:
         return recommend_model(self.catalogue, operation, **constraints)
+
+    # ------------------------------------------------------------------ pipelines
+
+    async def quote_pipeline(
+        self, definition: DefinitionSource, user_id: str, *, resume_of: str | None = None
+    ) -> PipelineQuote:
+        """Price a pipeline before it runs; for a resume, only the steps that must run again."""
+        return await self.pipelines.quote(definition, user_id, resume_of=resume_of)
+
+    async def start_pipeline(
+        self, definition: DefinitionSource, user_id: str, *, resume_of: str | None = None
+    ) -> PipelineHandle:
+        """Validate, reserve the quote and start a pipeline; each step runs as a child operation."""
+        return await self.pipelines.start(definition, user_id, resume_of=resume_of)
+
+    async def run_pipeline(self, definition: DefinitionSource, user_id: str) -> PipelineResult:
+        return await (await self.start_pipeline(definition, user_id)).result()
+
+    async def resume_pipeline(self, pipeline_id: str) -> PipelineHandle:
+        """Run a failed or cancelled pipeline again, paying only for steps that must run again."""
+        return await self.pipelines.resume(pipeline_id)
+
+    def pipeline(self, pipeline_id: str) -> PipelineHandle:
+        return self.pipelines.handle(pipeline_id)
 
     # ------------------------------------------------------------------ the operations
 

@@ -80,6 +80,7 @@ class BlobStore:
         if final.exists():
             tmp.unlink(missing_ok=True)
         else:
+            os.chmod(tmp, 0o644)  # mkstemp makes 0600; blobs are read by the API and by people
             os.replace(tmp, final)
         ref = BlobRef(
             sha256=sha256,
@@ -126,7 +127,7 @@ class BlobStore:
 
     def export(self, ref: BlobRef, destination: Path) -> Path:
         """A named copy (hard link when possible) for people and tools that want ``.png``."""
-        target = destination.with_suffix(f".{ref.format or 'bin'}")
+        target = destination.with_name(f"{destination.name}.{ref.format or 'bin'}")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.unlink(missing_ok=True)
         try:

@@ -6,16 +6,18 @@ import asyncio
 import json
 import signal
 import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from providers.catalogue import Operation, export_model_list, load_catalogue
+from studio import cli_pipeline
 from studio.api import OperationHandle, Studio
 from studio.blobs import BlobStore
+from studio.cli_common import console, fail, maybe_stack
 from studio.contracts import OperationPhase, OperationResult
 from studio.errors import StudioError
 from studio.settings import StudioSettings, get_settings
@@ -27,7 +29,16 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Ledger database.")
 app.add_typer(db_app, name="db")
-console = Console()
+for command in (
+    cli_pipeline.run,
+    cli_pipeline.quote,
+    cli_pipeline.resume,
+    cli_pipeline.status,
+    cli_pipeline.cancel,
+):
+    app.command()(command)
+app.command("pipeline-schema")(cli_pipeline.pipeline_schema)
+EXAMPLE_PIPELINE = Path(__file__).resolve().parent.parent / "examples" / "generate-upscale-3d.yaml"
 
 PHASE_STEP = {
     OperationPhase.PENDING: 0,
@@ -45,20 +56,11 @@ PHASE_STEP = {
 
 @app.command()
 def demo(
-    prompt: Annotated[
-        str, typer.Option(help="What to draw.")
-    ] = "A lighthouse on a cliff at dawn, watercolor",
     user: Annotated[str, typer.Option(help="User the run is billed to.")] = "demo-user",
-    size: Annotated[str, typer.Option(help='Output size "W*H".')] = "1024*1024",
+    file: Annotated[Path, typer.Option(help="Pipeline to run.")] = EXAMPLE_PIPELINE,
 ) -> None:
-    """Start the embedded stack, run one durable text-to-image, print where the PNG is."""
-    settings = get_settings()
-    with _stack(settings) as stack:
-        console.print(
-            f"[bold]Temporal UI[/] http://127.0.0.1:{stack.ui_port} · provider {settings.provider_url}"
-        )
-        result = asyncio.run(_generate(settings, prompt, {"size": size}, user))
-    _print_result(settings, result)
+    """Start the embedded stack and run the generate → upscale → image-to-3D example pipeline."""
+    cli_pipeline.run(file, user=user, embedded=True, yes=True)
 
 
 @app.command()
@@ -75,10 +77,7 @@ def generate(
     settings = get_settings()
     options = {"model": model, "size": size, "num_variations": variations, "seed": seed}
     options = {k: v for k, v in options.items() if v is not None}
-    if embedded:
-        with _stack(settings):
-            result = asyncio.run(_generate(settings, prompt, options, user))
-    else:
+    with maybe_stack(settings, embedded):
         result = asyncio.run(_generate(settings, prompt, options, user))
     _print_result(settings, result)
 
@@ -87,7 +86,7 @@ def generate(
 def up() -> None:
     """Run the embedded stack (dev server + UI, emulator, worker) until Ctrl-C."""
     settings = get_settings()
-    with _stack(settings) as stack:
+    with EmbeddedStack(settings) as stack:
         console.print(
             f"[green]embedded stack up[/]: Temporal {settings.temporal_address}, "
             f"UI http://127.0.0.1:{stack.ui_port}, provider {settings.provider_url}, data {settings.data_dir}"
@@ -153,12 +152,6 @@ def db_upgrade() -> None:
 # ---------------------------------------------------------------------- helpers
 
 
-def _stack(settings: StudioSettings) -> EmbeddedStack:
-    stack = EmbeddedStack(settings)
-    console.print(f"starting the embedded stack in {settings.data_dir} …")
-    return stack
-
-
 async def _generate(
     settings: StudioSettings, prompt: str, options: dict, user: str
 ) -> OperationResult:
@@ -166,7 +159,7 @@ async def _generate(
     try:
         handle = await studio.start_generate_image(prompt, options, user)
     except StudioError as exc:
-        _fail(exc)
+        fail(exc)
     console.print(f"run [bold]{handle.workflow_id}[/] · {handle.ui_url}")
     return await _follow(handle)
 
@@ -197,7 +190,7 @@ async def _follow(handle: OperationHandle) -> OperationResult:
     try:
         return result_task.result()
     except StudioError as exc:
-        _fail(exc)
+        fail(exc)
 
 
 def _print_result(settings: StudioSettings, result: OperationResult) -> None:
@@ -216,11 +209,6 @@ def _print_result(settings: StudioSettings, result: OperationResult) -> None:
     console.print(
         f"Temporal UI: {ui_url(settings, result.workflow_id)} (run `studio up` to browse it)"
     )
-
-
-def _fail(exc: StudioError) -> None:
-    console.print(f"[red]{exc.error_type}[/]: {exc}")
-    raise typer.Exit(code=2)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,13 @@ class AspectPreset(BaseModel):
     label: str
 
 
+class Size(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    width: int
+    height: int
+
+
 class Template(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -46,6 +53,7 @@ class CreateStudioData(BaseModel):
     styles: dict[str, str]
     quality: dict[str, str]
     templates: tuple[Template, ...]
+    platform_formats: dict[str, Size]
 
     @model_validator(mode="after")
     def _references_resolve(self) -> CreateStudioData:

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from studio.errors import FieldError, InvalidRequestError
-from studio.requests import parse_size
+
+
+def parse_size(value: str, field: str = "size") -> tuple[int, int]:
+    match = re.fullmatch(r"\s*(\d{1,5})\s*[*xX×]\s*(\d{1,5})\s*", value)
+    if not match:
+        raise InvalidRequestError(
+            "invalid size", [FieldError(field, f"cannot read {value!r}", '"W*H", e.g. "1024*1024"')]
+        )
+    return int(match[1]), int(match[2])
+
 
 T = TypeVar("T", bound="OperationOptions")
 

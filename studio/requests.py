@@ -15,7 +15,9 @@ from typing import Any
 
 from providers.catalogue import Catalogue, ImageRole, ModelSpec, Operation
 from studio.contracts import BlobRef, OperationRequest
+from studio.create_studio import load_create_studio, plan_create
 from studio.errors import FieldError, InvalidRequestError
+from studio.options import GenerateOptions, OperationOptions
 
 PROMPT_FIELDS = ("prompt", "text")
 _ID_SAFE = re.compile(r"[^A-Za-z0-9._:-]+")
@@ -134,63 +136,73 @@ def nearest_ratio(width: int, height: int, ratios: list[str]) -> str:
     return min(ratios, key=distance)
 
 
-def parse_size(value: str, field: str = "size") -> tuple[int, int]:
-    match = re.fullmatch(r"\s*(\d{1,5})\s*[*xX×]\s*(\d{1,5})\s*", value)
-    if not match:
-        raise InvalidRequestError(
-            "invalid size", [FieldError(field, f"cannot read {value!r}", '"W*H", e.g. "1024*1024"')]
-        )
-    return int(match[1]), int(match[2])
-
-
 def new_operation_id(operation: str, user_id: str, key: str | None = None) -> str:
     """Readable and unique: ``text_to_image-u42-3f9a1c2b7d``; with a caller key, stable for it."""
     suffix = _ID_SAFE.sub("-", key)[:60] if key else secrets.token_hex(5)
     return f"{operation}-{_ID_SAFE.sub('-', user_id)[:40]}-{suffix}"
 
 
-def make_request(
+def compose_request(
     catalogue: Catalogue,
     operation: Operation,
-    *,
     user_id: str | None,
-    model: str | None,
-    inputs_for: Any,
-    num_variations: int = 1,
+    options: OperationOptions,
+    *,
+    prompt: str | None = None,
+    images: Mapping[ImageRole, BlobRef | Sequence[BlobRef]] | None = None,
+    params: Mapping[str, Any] | None = None,
+    label: str | None = None,
     operation_id: str | None = None,
-    idempotency_key: str | None = None,
     pipeline_id: str | None = None,
     step: str | None = None,
-    label: str | None = None,
+    budget_reservation_id: str | None = None,
 ) -> OperationRequest:
-    """Resolve the model, build and validate its inputs, and name the operation.
+    """Resolve the model, build and validate its inputs, and name the operation (pure: no I/O).
 
-    ``inputs_for`` is called with the resolved ``ModelSpec`` and returns the model inputs (usually
-    a ``functools.partial`` of ``build_inputs``). Raises ``InvalidRequestError`` naming the field.
+    Create Studio options (template, aspect ratio, style, quality) apply to text-to-image.
+    Raises ``InvalidRequestError`` naming every bad field.
     """
     if not user_id:
         raise InvalidRequestError(
             "every operation belongs to a user", [FieldError("user_id", "required", "a user id")]
         )
-    if not 1 <= num_variations <= 10:
-        raise InvalidRequestError(
-            "invalid num_variations",
-            [FieldError("num_variations", f"got {num_variations}", "1 to 10")],
+    size, fit, model = options.output_size(), False, options.model
+    if isinstance(options, GenerateOptions) and prompt is not None:
+        plan = plan_create(
+            load_create_studio(),
+            prompt=prompt,
+            model=options.model,
+            template_id=options.template_id,
+            aspect_ratio=options.aspect_ratio,
+            style_preset=options.style_preset,
+            quality=options.quality,
+            explicit_size=size,
         )
+        prompt, size, fit, model = plan.prompt, plan.size, plan.fit_size, plan.model
     spec = catalogue.resolve(operation, model)
-    inputs = spec.validate_inputs(inputs_for(spec))
-    op_id = operation_id or new_operation_id(operation.value, user_id, idempotency_key)
+    inputs = spec.validate_inputs(
+        build_inputs(
+            spec,
+            prompt=prompt,
+            images=images,
+            size=size,
+            fit_size=fit,
+            params={**options.model_params(), **(params or {})},
+        )
+    )
     try:
         return OperationRequest(
-            operation_id=op_id,
+            operation_id=operation_id
+            or new_operation_id(operation.value, user_id, options.idempotency_key),
             user_id=user_id,
             operation=operation.value,
             model_id=spec.id,
             inputs=inputs,
-            num_variations=num_variations,
+            num_variations=options.num_variations,
             pipeline_id=pipeline_id,
             step=step,
             label=label,
+            budget_reservation_id=budget_reservation_id,
         )
     except ValueError as exc:
         raise InvalidRequestError(

@@ -39,3 +39,11 @@ async def connect(
 
 def ui_url(settings: StudioSettings, workflow_id: str) -> str:
     return f"{settings.temporal_ui_url.rstrip('/')}/namespaces/{settings.temporal_namespace}/workflows/{workflow_id}"
+
+
+def temporal_client(client: Client | None) -> Client:
+    if client is None:
+        raise RuntimeError(
+            "this needs a Temporal connection: build the Studio with Studio.connect()"
+        )
+    return client

@@ -255,9 +255,16 @@ async def test_named_functions_route_images_to_the_right_fields(
     resources.ledger.assign_plan(user_id, "enterprise")
     photo, face = png_bytes(colour=(10, 200, 10)), png_bytes(colour=(200, 10, 10))
 
+    uploads_before = emulator.stats()["uploads"]
     swap = await studio.generate_face_swap(photo, face, user_id, {"model": "infinite-you"})
     submitted = emulator.prediction(swap.prediction_ids[0])["input"]
     assert set(submitted) >= {"target_image", "source_image"}
+    # Inputs reach WaveSpeed through its media upload endpoint, not as inline base64.
+    assert emulator.stats()["uploads"] >= uploads_before + 2
+    assert all(
+        submitted[k].startswith(emulator.url) and "base64" not in submitted[k]
+        for k in ("target_image", "source_image")
+    )
 
     akool = await studio.generate_face_swap(photo, face, user_id, {"model": "akool-face-swap"})
     assert isinstance(emulator.prediction(akool.prediction_ids[0])["input"]["source_image"], list)
@@ -344,3 +351,14 @@ def test_recommendation_depends_on_plan_and_resolution() -> None:
     big = recommend_model(CATALOGUE, Operation.UPSCALE, min_resolution=8000)
     assert big.model.max_resolution == "8192*8192"
     assert len(free.alternatives) == 3 and free.model not in free.alternatives
+
+
+async def test_a_cached_upload_that_vanished_is_uploaded_again(
+    studio: Studio, emulator: EmulatorServer, user_id: str
+) -> None:
+    photo = png_bytes(colour=(1, 2, 3))
+    await studio.generate_image_upscale(photo, user_id)
+    emulator.reset()  # the provider forgot the upload (retention, account reset)
+    result = await studio.generate_image_upscale(photo, user_id)
+    assert len(result.blobs) == 1
+    assert emulator.stats()["uploads"] == 1, "the vanished upload was replaced, not reused"

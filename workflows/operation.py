@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, TimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from activities.failures import FailureType
@@ -334,7 +334,7 @@ def _has_blobs(value: Any) -> bool:
 
 def _reason(exc: BaseException) -> str:
     """The innermost human message of an activity failure."""
-    while isinstance(exc, ActivityError) and exc.cause is not None:
+    while isinstance(exc, (ActivityError, ChildWorkflowError)) and exc.cause is not None:
         exc = exc.cause
     if isinstance(exc, ApplicationError):
         return exc.message

@@ -168,3 +168,41 @@ class MediaUpload(Base):
     provider_url: Mapped[str] = mapped_column(String(255), primary_key=True)
     download_url: Mapped[str] = mapped_column(Text)
     uploaded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class PipelineRun(Base):
+    """A pipeline run as submitted: the definition it ran and what it resumes."""
+
+    __tablename__ = "pipeline_runs"
+
+    pipeline_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(120), index=True)
+    name: Mapped[str] = mapped_column(String(120))
+    definition_json: Mapped[str] = mapped_column(Text)
+    resume_of: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    quoted_micros: Mapped[int] = mapped_column(BigInteger, default=0)
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class StepResult(Base):
+    """Stored outputs of a completed pipeline step, found again by the step's fingerprint."""
+
+    __tablename__ = "step_results"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    fingerprint: Mapped[str] = mapped_column(String(64), index=True)
+    user_id: Mapped[str] = mapped_column(String(120))
+    pipeline_id: Mapped[str] = mapped_column(String(200), index=True)
+    step: Mapped[str] = mapped_column(String(120))
+    run_index: Mapped[int] = mapped_column(Integer, default=0)
+    deterministic: Mapped[int] = mapped_column(Integer, default=0)
+    outputs_json: Mapped[str] = mapped_column(Text)
+    cost_micros: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        Index("uq_step_results_run", "pipeline_id", "step", "run_index", unique=True),
+    )

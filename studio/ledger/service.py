@@ -223,35 +223,8 @@ class Ledger:
             existing = s.scalar(select(Reservation).where(Reservation.operation_id == operation_id))
             if existing is not None:
                 return _reservation_info(existing)
-            account = self._account(s, user_id)
-            period = billing_period(now, account.period_anchor_day)
-            plan = s.get(Plan, account.plan_id)
-            assert plan is not None
-            limit = s.get(PlanLimit, (plan.id, category))
-            max_units = limit.max_units if limit is not None else 0
-            _insert_ignore(s, UsagePeriod, _zero_period(user_id, period))
-            _insert_ignore(s, UsageCounter, _zero_counter(user_id, period, category))
-
-            counter = UsageCounter.__table__.c
-            room = update(UsageCounter).where(
-                counter.user_id == user_id, counter.period == period, counter.category == category
-            )
-            if max_units is not None:
-                room = room.where(counter.used_units + counter.reserved_units + units <= max_units)
-            if s.execute(room.values(reserved_units=counter.reserved_units + units)).rowcount != 1:
-                raise self._refusal(s, user_id, period, plan, category, units, max_units, operation)
-
-            cap = plan.monthly_cost_cap_micros + account.credit_micros
-            money = UsagePeriod.__table__.c
-            budget = (
-                update(UsagePeriod)
-                .where(money.user_id == user_id, money.period == period)
-                .where(money.cost_used_micros + money.cost_reserved_micros + amount <= cap)
-                .values(cost_reserved_micros=money.cost_reserved_micros + amount)
-            )
-            if s.execute(budget).rowcount != 1:
-                raise self._cost_refusal(s, user_id, period, plan, cap, amount, operation, category)
-
+            account, plan, period = self._plan_period(s, user_id, now)
+            self._hold(s, account, plan, period, {category: (units, amount)}, operation)
             row = Reservation(
                 id=reservation_id,
                 operation_id=operation_id,
@@ -276,6 +249,255 @@ class Ledger:
             )
             s.flush()
             return _reservation_info(row)
+
+    def reserve_pipeline(
+        self,
+        *,
+        pipeline_id: str,
+        user_id: str,
+        lines: dict[str, tuple[int, Decimal]],
+        workflow_id: str | None = None,
+        ttl: timedelta = RESERVATION_TTL,
+        now: datetime | None = None,
+    ) -> list[ReservationInfo]:
+        """Hold a whole pipeline's worst case (units and USD per category) in one transaction.
+
+        Steps then ``draw`` from these holds, so a pipeline that started can always finish
+        within its quote, and the user's limits are checked once, up front.
+        """
+        now = now or utcnow()
+        with Session(self.engine) as s, s.begin():
+            existing = list(
+                s.scalars(select(Reservation).where(Reservation.id.like(f"pipe:{pipeline_id}:%")))
+            )
+            if existing:
+                return [_reservation_info(r) for r in existing]
+            account, plan, period = self._plan_period(s, user_id, now)
+            micros = {cat: (units, to_micros(amount)) for cat, (units, amount) in lines.items()}
+            self._hold(s, account, plan, period, micros, "pipeline")
+            rows = []
+            for category, (units, amount) in sorted(micros.items()):
+                row = Reservation(
+                    id=f"pipe:{pipeline_id}:{category}",
+                    operation_id=f"{pipeline_id}#{category}",
+                    user_id=user_id,
+                    period=period,
+                    category=category,
+                    units=units,
+                    unit_price_micros=0,
+                    amount_micros=amount,
+                    state="held",
+                    model_id=None,
+                    workflow_id=workflow_id,
+                    charged_micros=0,
+                    created_at=now,
+                    expires_at=now + ttl,
+                )
+                s.add(row)
+                s.add(
+                    _event(
+                        f"reserve:{row.operation_id}",
+                        "reserve",
+                        row,
+                        units=units,
+                        amount=amount,
+                        now=now,
+                    )
+                )
+                rows.append(row)
+            s.flush()
+            return [_reservation_info(r) for r in rows]
+
+    def draw(
+        self,
+        *,
+        pipeline_id: str,
+        reservation_id: str,
+        operation_id: str,
+        category: str,
+        units: int,
+        unit_price: Decimal,
+        model_id: str,
+        workflow_id: str | None = None,
+        now: datetime | None = None,
+    ) -> ReservationInfo:
+        """Move part of a pipeline's hold to one step's reservation; the counters do not move."""
+        now = now or utcnow()
+        amount = to_micros(unit_price) * units
+        with Session(self.engine) as s, s.begin():
+            existing = s.scalar(select(Reservation).where(Reservation.operation_id == operation_id))
+            if existing is not None:
+                return _reservation_info(existing)
+            parent_id = f"pipe:{pipeline_id}:{category}"
+            table = Reservation.__table__.c
+            moved = s.execute(
+                update(Reservation)
+                .where(
+                    table.id == parent_id,
+                    table.state == "held",
+                    table.units >= units,
+                    table.amount_micros >= amount,
+                )
+                .values(units=table.units - units, amount_micros=table.amount_micros - amount)
+            ).rowcount
+            if moved != 1:
+                parent = s.get(Reservation, parent_id)
+                left = (
+                    f"{parent.units} {category}, ${from_micros(parent.amount_micros)}"
+                    if parent
+                    else "nothing"
+                )
+                raise QuotaExceededError(
+                    {
+                        "error": "Pipeline budget exhausted",
+                        "message": f"step {operation_id} needs {units} {category} (${from_micros(amount)}) "
+                        f"but pipeline {pipeline_id} has {left} left of its quote",
+                        "provider": "wavespeed",
+                        "usage_info": {
+                            "limit_type": "pipeline_quote",
+                            "pipeline_id": pipeline_id,
+                            "category": category,
+                        },
+                    }
+                )
+            parent = s.get(Reservation, parent_id, populate_existing=True)
+            assert parent is not None
+            row = Reservation(
+                id=reservation_id,
+                operation_id=operation_id,
+                user_id=parent.user_id,
+                period=parent.period,
+                category=category,
+                units=units,
+                unit_price_micros=to_micros(unit_price),
+                amount_micros=amount,
+                state="held",
+                model_id=model_id,
+                workflow_id=workflow_id,
+                charged_micros=0,
+                created_at=now,
+                expires_at=parent.expires_at,
+            )
+            s.add(row)
+            s.add(
+                _event(
+                    f"draw:{operation_id}",
+                    "draw",
+                    row,
+                    units=units,
+                    amount=amount,
+                    now=now,
+                    note=f"from {parent_id}",
+                )
+            )
+            s.flush()
+            return _reservation_info(row)
+
+    def release_pipeline(
+        self, *, pipeline_id: str, reason: str, now: datetime | None = None
+    ) -> Decimal:
+        """Give back what is left of a pipeline's holds (whatever the end); idempotent."""
+        now = now or utcnow()
+        released = 0
+        with Session(self.engine) as s, s.begin():
+            rows = s.scalars(
+                select(Reservation)
+                .where(Reservation.id.like(f"pipe:{pipeline_id}:%"), Reservation.state == "held")
+                .with_for_update()
+            )
+            for row in rows:
+                self._move_counters(s, row, used_units=0, used_micros=0)
+                row.state = "released"
+                row.closed_at = now
+                released += row.amount_micros
+                s.add(
+                    _event(
+                        f"release:{row.operation_id}",
+                        "release",
+                        row,
+                        units=row.units,
+                        amount=row.amount_micros,
+                        now=now,
+                        note=reason[:500],
+                    )
+                )
+        return from_micros(released)
+
+    def record_cache_hit(
+        self,
+        *,
+        user_id: str,
+        operation_id: str,
+        fingerprint: str,
+        source: str,
+        now: datetime | None = None,
+    ) -> None:
+        """A step served from stored outputs: nothing reserved or charged, but on the record."""
+        now = now or utcnow()
+        with Session(self.engine) as s, s.begin():
+            account = self._account(s, user_id)
+            _insert_ignore(
+                s,
+                UsageEvent,
+                {
+                    "idempotency_key": f"cache_hit:{operation_id}",
+                    "kind": "cache_hit",
+                    "user_id": user_id,
+                    "period": billing_period(now, account.period_anchor_day),
+                    "operation_id": operation_id,
+                    "category": None,
+                    "units": 0,
+                    "amount_micros": 0,
+                    "model_id": None,
+                    "prediction_id": None,
+                    "note": f"reused outputs of {source} (fingerprint {fingerprint[:16]})",
+                    "created_at": now,
+                },
+            )
+
+    def _plan_period(self, s: Session, user_id: str, now: datetime) -> tuple[Account, Plan, str]:
+        account = self._account(s, user_id)
+        plan = s.get(Plan, account.plan_id)
+        assert plan is not None
+        return account, plan, billing_period(now, account.period_anchor_day)
+
+    def _hold(
+        self,
+        s: Session,
+        account: Account,
+        plan: Plan,
+        period: str,
+        lines: dict[str, tuple[int, int]],
+        operation: str,
+    ) -> None:
+        """Raise the reserved counters for every category and the money, or refuse (nothing held)."""
+        user_id = account.user_id
+        _insert_ignore(s, UsagePeriod, _zero_period(user_id, period))
+        counter = UsageCounter.__table__.c
+        for category, (units, _) in sorted(lines.items()):
+            limit = s.get(PlanLimit, (plan.id, category))
+            max_units = limit.max_units if limit is not None else 0
+            _insert_ignore(s, UsageCounter, _zero_counter(user_id, period, category))
+            room = update(UsageCounter).where(
+                counter.user_id == user_id, counter.period == period, counter.category == category
+            )
+            if max_units is not None:
+                room = room.where(counter.used_units + counter.reserved_units + units <= max_units)
+            if s.execute(room.values(reserved_units=counter.reserved_units + units)).rowcount != 1:
+                raise self._refusal(s, user_id, period, plan, category, units, max_units, operation)
+        amount = sum(micros for _, micros in lines.values())
+        cap = plan.monthly_cost_cap_micros + account.credit_micros
+        money = UsagePeriod.__table__.c
+        budget = (
+            update(UsagePeriod)
+            .where(money.user_id == user_id, money.period == period)
+            .where(money.cost_used_micros + money.cost_reserved_micros + amount <= cap)
+            .values(cost_reserved_micros=money.cost_reserved_micros + amount)
+        )
+        if s.execute(budget).rowcount != 1:
+            raise self._cost_refusal(
+                s, user_id, period, plan, cap, amount, operation, ",".join(sorted(lines))
+            )
 
     def settle(
         self,

@@ -1,0 +1,183 @@
+"""Pipeline activities: reserve the quote, prepare each step (reuse or run), record results, and
+the free local steps (ranking, crops)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from temporalio import activity
+
+from activities.failures import invalid_request, quota_exceeded
+from activities.resources import StudioResources
+from studio.contracts import BlobRef, OutputKind, StoredOutput
+from studio.create_studio import load_create_studio
+from studio.errors import InvalidRequestError, QuotaExceededError
+from studio.imaging import best_index, crop_to
+from studio.ledger.step_cache import StepCache
+from studio.pipelines.contracts import (
+    CropRequest,
+    PipelineReservation,
+    PipelineRunRequest,
+    PreparedStep,
+    StepLayout,
+    StepRecord,
+    StepRunSpec,
+)
+from studio.pipelines.definition import load_definition, parse_reference
+from studio.pipelines.plan import PlannedStep, plan_pipeline
+from studio.pipelines.resolve import RunInputs
+from studio.pipelines.steps import (
+    external_blob,
+    find_reusable,
+    quote_with_reuse,
+    run_fingerprint,
+    step_request,
+)
+
+
+class PipelineActivities:
+    def __init__(self, resources: StudioResources) -> None:
+        self._r = resources
+        self._cache = StepCache(resources.ledger.engine)
+
+    @activity.defn(name="reserve_pipeline")
+    def reserve_pipeline(self, request: PipelineRunRequest) -> PipelineReservation:
+        """Validate the definition and hold the worst case of every step that will really run."""
+        try:
+            plan = plan_pipeline(load_definition(request.definition), self._r.catalogue)
+            lookup = external_blob(self._r.blobs)
+            externals = {
+                text: lookup(text)
+                for step in plan.definition.steps
+                for _, text in step.references()
+                if text.startswith("blob:")
+            }
+            self._cache.record_run(
+                pipeline_id=request.pipeline_id,
+                user_id=request.user_id,
+                name=plan.definition.name,
+                definition=request.definition,
+                resume_of=request.resume_of,
+                quoted=plan.worst_case,
+            )
+            lineage = self._cache.lineage(request.pipeline_id)
+            quote = quote_with_reuse(
+                plan,
+                self._r.catalogue,
+                self._cache,
+                self._r.blobs,
+                user_id=request.user_id,
+                pipeline_id=request.pipeline_id,
+                lineage=lineage,
+            )
+            lines = plan.lines(skip=quote.reusable_steps)
+            if lines:
+                self._r.ledger.reserve_pipeline(
+                    pipeline_id=request.pipeline_id,
+                    user_id=request.user_id,
+                    lines=lines,
+                    workflow_id=activity.info().workflow_id,
+                )
+        except InvalidRequestError as exc:
+            raise invalid_request(exc) from None
+        except QuotaExceededError as exc:
+            raise quota_exceeded(exc) from None
+        return PipelineReservation(
+            steps=[_layout(p) for p in plan.steps],
+            externals=externals,
+            quoted_usd=quote.resume_usd,
+            full_usd=quote.full_usd,
+            reusable_steps=sorted(quote.reusable_steps),
+            lineage=lineage,
+        )
+
+    @activity.defn(name="prepare_step")
+    def prepare_step(self, spec: StepRunSpec) -> PreparedStep:
+        """Build the run's request and fingerprint; return stored outputs if they can be reused."""
+        definition = load_definition({"name": "step", "steps": [spec.step]})
+        step = definition.steps[0]
+        run = RunInputs(images=spec.images, prompt=spec.prompt)
+        try:
+            request = None
+            if step.operation != "crop":
+                request = step_request(
+                    self._r.catalogue,
+                    step,
+                    run,
+                    user_id=spec.user_id,
+                    pipeline_id=spec.pipeline_id,
+                    run_index=spec.run_index,
+                    runs=spec.runs,
+                )
+        except InvalidRequestError as exc:
+            raise invalid_request(exc) from None
+        fingerprint, deterministic = run_fingerprint(self._r.catalogue, step, run, request)
+        hit = find_reusable(self._cache, self._r.blobs, fingerprint, spec.user_id, spec.lineage)
+        if hit is not None:
+            outputs, source = hit
+            self._r.ledger.record_cache_hit(
+                user_id=spec.user_id,
+                operation_id=request.operation_id if request else f"{spec.pipeline_id}.{step.name}",
+                fingerprint=fingerprint,
+                source=source,
+            )
+            return PreparedStep(
+                request=request,
+                fingerprint=fingerprint,
+                deterministic=deterministic,
+                cached=outputs,
+                cached_from=source,
+            )
+        return PreparedStep(request=request, fingerprint=fingerprint, deterministic=deterministic)
+
+    @activity.defn(name="record_step")
+    def record_step(self, record: StepRecord) -> None:
+        self._cache.record(
+            fingerprint=record.fingerprint,
+            user_id=record.user_id,
+            pipeline_id=record.pipeline_id,
+            step=record.step,
+            run_index=record.run_index,
+            deterministic=record.deterministic,
+            outputs=record.outputs,
+            cost=record.cost_usd,
+        )
+
+    @activity.defn(name="release_pipeline")
+    def release_pipeline(self, pipeline_id: str, status: str) -> Decimal:
+        released = self._r.ledger.release_pipeline(
+            pipeline_id=pipeline_id, reason=f"pipeline {status}"
+        )
+        self._cache.set_status(pipeline_id, status)
+        return released
+
+    @activity.defn(name="rank_images")
+    def rank_images(self, images: list[BlobRef]) -> int:
+        return best_index([self._r.blobs.local_path(b) for b in images])
+
+    @activity.defn(name="crop_images")
+    def crop_images(self, request: CropRequest) -> list[StoredOutput]:
+        formats = load_create_studio().platform_formats
+        outputs = []
+        for name in request.formats:
+            size = formats[name]
+            data = crop_to(self._r.blobs.local_path(request.image), size.width, size.height)
+            outputs.append(
+                StoredOutput(
+                    kind=OutputKind.IMAGE, blob=self._r.blobs.put_bytes(data, OutputKind.IMAGE)
+                )
+            )
+        return outputs
+
+
+def _layout(planned: PlannedStep) -> StepLayout:
+    refs = [parse_reference(text) for _, text in planned.step.references()]
+    return StepLayout(
+        name=planned.step.name,
+        operation=planned.step.operation,
+        model_id=planned.spec.id if planned.spec else None,
+        depends_on=list(planned.depends_on),
+        fan_out=planned.fan_out.step if planned.fan_out else None,
+        best_of=sorted({r.step for r in refs if r is not None and r.selector == "best"}),
+        planned_runs=planned.runs,
+    )

@@ -1,0 +1,1 @@
+"""Declarative multi-step pipelines: definition, validation, quotes, fingerprints and resume."""
