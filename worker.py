@@ -16,6 +16,7 @@ from datetime import timedelta
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.maintenance import MaintenanceActivities
 from activities.pipeline import PipelineActivities
 from activities.preflight import PreflightActivities
 from activities.resources import StudioResources
@@ -24,18 +25,21 @@ from activities.submit import SubmitActivities
 from activities.uploads import UploadActivities
 from activities.usage import UsageActivities
 from activities.wait import WaitActivities
+from studio.schedules import ensure_maintenance_schedule
 from studio.settings import StudioSettings, get_settings
 from studio.temporal import connect
+from workflows.maintenance import LedgerMaintenanceWorkflow
 from workflows.operation import ImageOperationWorkflow
 from workflows.pipeline import ImagePipelineWorkflow
 
-WORKFLOWS = [ImageOperationWorkflow, ImagePipelineWorkflow]
+WORKFLOWS = [ImageOperationWorkflow, ImagePipelineWorkflow, LedgerMaintenanceWorkflow]
 
 
 def activities_for(resources: StudioResources) -> list:
     preflight = PreflightActivities(resources)
     usage = UsageActivities(resources)
     pipeline = PipelineActivities(resources)
+    maintenance = MaintenanceActivities(resources)
     return [
         preflight.reserve_operation,
         UploadActivities(resources).upload_inputs,
@@ -50,6 +54,8 @@ def activities_for(resources: StudioResources) -> list:
         pipeline.release_pipeline,
         pipeline.rank_images,
         pipeline.crop_images,
+        maintenance.reconcile_balance,
+        maintenance.expire_stale_reservations,
     ]
 
 
@@ -83,6 +89,13 @@ def build_worker(
 async def run_worker(settings: StudioSettings, stop: asyncio.Event) -> None:
     client = await connect(settings)
     resources = StudioResources.from_settings(settings)
+    if settings.maintenance_every_minutes > 0:
+        await ensure_maintenance_schedule(
+            client,
+            settings,
+            every=timedelta(minutes=settings.maintenance_every_minutes),
+            threshold=settings.drift_threshold_usd,
+        )
     try:
         async with build_worker(client, resources):
             logging.getLogger("studio.worker").info(

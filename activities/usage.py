@@ -22,8 +22,11 @@ class UsageActivities:
             units_charged=request.units_charged,
             delivered_predictions=request.predictions,
         )
-        self._record_undelivered(
-            request.operation_id, request.undelivered_predictions, request.model_id
+        self._record_provider_costs(
+            request.operation_id,
+            request.model_id,
+            request.undelivered_predictions,
+            request.failed_predictions,
         )
         activity.logger.info("settled %s: charged %s USD", request.operation_id, info.charged)
         return Settlement(
@@ -36,8 +39,11 @@ class UsageActivities:
     @activity.defn(name="release_reservation")
     def release_reservation(self, request: ReleaseRequest) -> Settlement:
         info = self._r.ledger.release(operation_id=request.operation_id, reason=request.reason)
-        self._record_undelivered(
-            request.operation_id, request.undelivered_predictions, request.model_id
+        self._record_provider_costs(
+            request.operation_id,
+            request.model_id,
+            request.undelivered_predictions,
+            request.failed_predictions,
         )
         activity.logger.info("released %s: %s", request.operation_id, request.reason)
         return Settlement(
@@ -47,17 +53,18 @@ class UsageActivities:
             already_settled=info.already_settled,
         )
 
-    def _record_undelivered(
-        self, operation_id: str, predictions: list[str], model_id: str | None
+    def _record_provider_costs(
+        self, operation_id: str, model_id: str | None, undelivered: list[str], failed: list[str]
     ) -> None:
-        """Completed at WaveSpeed (so billed) but not delivered: our cost, not the user's."""
-        if not predictions or model_id is None:
+        """What WaveSpeed billed us that the user does not pay: results we could not deliver
+        (expired outputs, runs we cancelled mid-way) and, if the provider bills them, failures."""
+        if model_id is None:
             return
         price = self._r.catalogue.price(model_id)
-        for prediction_id in predictions:
+        billed = [(p, "billed by WaveSpeed, not delivered") for p in undelivered]
+        if self._r.settings.provider_bills_failed:
+            billed += [(p, "failed at WaveSpeed, billed anyway") for p in failed]
+        for prediction_id, note in billed:
             self._r.ledger.record_provider_cost(
-                operation_id=operation_id,
-                prediction_id=prediction_id,
-                amount=price,
-                note="completed at WaveSpeed but not delivered",
+                operation_id=operation_id, prediction_id=prediction_id, amount=price, note=note
             )

@@ -14,7 +14,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from providers.catalogue import Operation, export_model_list, load_catalogue
-from studio import cli_pipeline
+from studio import cli_ledger, cli_pipeline
 from studio.api import OperationHandle, Studio
 from studio.blobs import BlobStore
 from studio.cli_common import console, fail, maybe_stack
@@ -38,6 +38,8 @@ for command in (
 ):
     app.command()(command)
 app.command("pipeline-schema")(cli_pipeline.pipeline_schema)
+app.add_typer(cli_ledger.admin_app, name="admin")
+app.add_typer(cli_ledger.ledger_app, name="ledger")
 EXAMPLE_PIPELINE = Path(__file__).resolve().parent.parent / "examples" / "generate-upscale-3d.yaml"
 
 PHASE_STEP = {

@@ -213,6 +213,8 @@ class SettleRequest(Frozen):
     """Predictions whose results were delivered (provider cost, charged to the user)."""
     undelivered_predictions: list[str] = Field(default_factory=list)
     """Completed at WaveSpeed (billed to us) but not delivered: provider cost only."""
+    failed_predictions: list[str] = Field(default_factory=list)
+    """Ended failed at WaveSpeed: provider cost only if the provider bills failures."""
     model_id: str
     operation: str
 
@@ -229,6 +231,7 @@ class ReleaseRequest(Frozen):
     reservation_id: str
     reason: str
     undelivered_predictions: list[str] = Field(default_factory=list)
+    failed_predictions: list[str] = Field(default_factory=list)
     model_id: str | None = None
 
 

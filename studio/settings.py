@@ -8,6 +8,7 @@ against the local emulator, a SQLite ledger and a blob directory under ``.data/`
 from __future__ import annotations
 
 import functools
+from decimal import Decimal
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
@@ -69,6 +70,13 @@ class StudioSettings(BaseSettings):
 
     activity_start_to_close_seconds: float = 60.0
     """Limit on one activity attempt; a crashed worker's attempt is retried after this."""
+
+    provider_bills_failed: bool = False
+    """Whether WaveSpeed charges for predictions that fail; if so they are recorded as provider
+    cost (never charged to the user). Reconciliation shows drift if this is set wrongly."""
+    maintenance_every_minutes: int = 60
+    """Interval of the ledger maintenance schedule (reconciliation, stale holds); 0 = don't install."""
+    drift_threshold_usd: Decimal = Decimal("0.50")
 
     webhook_public_url: str | None = None
     """Public base URL of our HTTP API; when set, predictions are submitted with ``?webhook=``."""

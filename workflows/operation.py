@@ -58,6 +58,8 @@ class ImageOperationWorkflow:
         self._variations_done = 0
         self._cost = Decimal("0")
         self._undelivered: list[str] = []
+        self._failed_predictions: list[str] = []
+        self._in_flight: set[str] = set()
 
     @workflow.query
     def progress(self) -> OperationProgress:
@@ -96,6 +98,7 @@ class ImageOperationWorkflow:
                     unit_price_usd=prepared.unit_price_usd,
                     predictions=[v.prediction_ids[-1] for v in delivered],
                     undelivered_predictions=self._undelivered,
+                    failed_predictions=self._failed_predictions,
                     model_id=request.model_id,
                     operation=request.operation,
                 ),
@@ -190,6 +193,7 @@ class ImageOperationWorkflow:
                 )
             predictions.append(submission.prediction_id)
             self._prediction_ids.append(submission.prediction_id)
+            self._in_flight.add(submission.prediction_id)
             self._set_phase(
                 OperationPhase.WAITING,
                 f"submitted as prediction {submission.prediction_id}; waiting",
@@ -209,6 +213,9 @@ class ImageOperationWorkflow:
                     ),
                 )
             except ActivityError as err:
+                if workflow.cancellation_reason() is not None:
+                    raise asyncio.CancelledError() from None  # still running at WaveSpeed: in flight
+                self._in_flight.discard(submission.prediction_id)
                 reason = (
                     f"prediction {submission.prediction_id} did not finish within "
                     f"{prepared.poll.timeout_seconds:.0f} s"
@@ -216,7 +223,9 @@ class ImageOperationWorkflow:
                     else _reason(err)
                 )
                 return self._variation_failed(index, predictions, reason, None)
+            self._in_flight.discard(submission.prediction_id)
             if outcome.status != PredictionStatus.COMPLETED:
+                self._failed_predictions.append(outcome.prediction_id)
                 provider_code = outcome.code
                 name = TASK_ERROR_NAMES.get(outcome.code or 0, "Unknown")
                 reason = (
@@ -260,8 +269,12 @@ class ImageOperationWorkflow:
         return self._variation_failed(index, predictions, "no attempt left", provider_code)
 
     async def _release(self, prepared: PreparedOperation, exc: BaseException) -> None:
-        cancelled = isinstance(exc, asyncio.CancelledError)
+        cancelled = (
+            isinstance(exc, asyncio.CancelledError) or workflow.cancellation_reason() is not None
+        )
         reason = "cancelled" if cancelled else _reason(exc)
+        # WaveSpeed has no cancel: a prediction still running will finish and be billed to us.
+        abandoned = sorted(self._in_flight) if cancelled else []
         self._set_phase(
             OperationPhase.CANCELLED if cancelled else OperationPhase.FAILED,
             f"{reason}; reservation released, nothing charged",
@@ -272,7 +285,8 @@ class ImageOperationWorkflow:
                 operation_id=prepared.request.operation_id,
                 reservation_id=prepared.reservation_id,
                 reason=reason[:500],
-                undelivered_predictions=self._undelivered,
+                undelivered_predictions=[*self._undelivered, *abandoned],
+                failed_predictions=self._failed_predictions,
                 model_id=prepared.request.model_id,
             ),
             summary="release the reservation",

@@ -59,6 +59,8 @@ class Account(Base):
     """Day of month (1–28) on which the user's billing period starts."""
     credit_micros: Mapped[int] = mapped_column(BigInteger, default=0)
     """Extra monthly budget granted by an admin on top of the plan's cost cap."""
+    cost_cap_override_micros: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    """A per-user monthly cap that replaces the plan's (custom budgets); None = the plan's."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
@@ -206,3 +208,35 @@ class StepResult(Base):
     __table_args__ = (
         Index("uq_step_results_run", "pipeline_id", "step", "run_index", unique=True),
     )
+
+
+class BalanceSnapshot(Base):
+    """The provider account balance at a moment: reconciliation compares consecutive ones."""
+
+    __tablename__ = "balance_snapshots"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    provider_url: Mapped[str] = mapped_column(String(255))
+    balance_micros: Mapped[int] = mapped_column(BigInteger)
+    taken_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class Reconciliation(Base):
+    """Provider spend by the balance vs. provider cost in the ledger, for one window."""
+
+    __tablename__ = "reconciliations"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    provider_url: Mapped[str] = mapped_column(String(255))
+    window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    window_end: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    balance_spent_micros: Mapped[int] = mapped_column(BigInteger)
+    ledger_cost_micros: Mapped[int] = mapped_column(BigInteger)
+    drift_micros: Mapped[int] = mapped_column(BigInteger)
+    """Spent by the balance minus recorded provider cost: positive = billed more than we know of."""
+    flagged: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

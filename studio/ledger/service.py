@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -86,6 +86,7 @@ class ReservationInfo:
     amount: Decimal
     state: str
     charged: Decimal
+    workflow_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -177,6 +178,12 @@ class Ledger:
                 if not 1 <= anchor_day <= 28:
                     raise ValueError("anchor_day must be between 1 and 28")
                 account.period_anchor_day = anchor_day
+
+    def set_monthly_cap(self, user_id: str, amount: Decimal | None) -> None:
+        """A custom monthly budget for one user (None: back to the plan's cap)."""
+        with Session(self.engine) as s, s.begin():
+            account = self._account(s, user_id)
+            account.cost_cap_override_micros = None if amount is None else to_micros(amount)
 
     def grant_credit(self, user_id: str, amount: Decimal) -> None:
         with Session(self.engine) as s, s.begin():
@@ -486,7 +493,7 @@ class Ledger:
             if s.execute(room.values(reserved_units=counter.reserved_units + units)).rowcount != 1:
                 raise self._refusal(s, user_id, period, plan, category, units, max_units, operation)
         amount = sum(micros for _, micros in lines.values())
-        cap = plan.monthly_cost_cap_micros + account.credit_micros
+        cap = monthly_cap_micros(plan, account)
         money = UsagePeriod.__table__.c
         budget = (
             update(UsagePeriod)
@@ -583,6 +590,47 @@ class Ledger:
             return SettlementInfo(
                 operation_id, Decimal("0.00"), from_micros(row.amount_micros), False
             )
+
+    def stale_reservations(
+        self, *, now: datetime | None = None, limit: int = 500
+    ) -> list[ReservationInfo]:
+        """Holds past their expiry: candidates for ``expire`` once their workflow is gone."""
+        now = now or utcnow()
+        with Session(self.engine) as s:
+            rows = s.scalars(
+                select(Reservation)
+                .where(Reservation.state == "held", Reservation.expires_at < now)
+                .order_by(Reservation.expires_at)
+                .limit(limit)
+            )
+            return [_reservation_info(r) for r in rows]
+
+    def expire(self, *, operation_id: str, reason: str, now: datetime | None = None) -> bool:
+        """Release a hold whose workflow vanished (terminated, reset, lost); idempotent."""
+        now = now or utcnow()
+        with Session(self.engine) as s, s.begin():
+            row = s.scalar(
+                select(Reservation)
+                .where(Reservation.operation_id == operation_id)
+                .with_for_update()
+            )
+            if row is None or row.state != "held":
+                return False
+            self._move_counters(s, row, used_units=0, used_micros=0)
+            row.state = "expired"
+            row.closed_at = now
+            s.add(
+                _event(
+                    f"expire:{operation_id}",
+                    "expire",
+                    row,
+                    units=row.units,
+                    amount=row.amount_micros,
+                    now=now,
+                    note=reason[:500],
+                )
+            )
+            return True
 
     def record_provider_cost(
         self,
@@ -766,7 +814,7 @@ class Ledger:
                 period=period,
                 cost_used=from_micros(money.cost_used_micros if money else 0),
                 cost_reserved=from_micros(money.cost_reserved_micros if money else 0),
-                cost_cap=from_micros(plan.monthly_cost_cap_micros + account.credit_micros),
+                cost_cap=from_micros(monthly_cap_micros(plan, account)),
                 provider_cost=from_micros(money.provider_cost_micros if money else 0),
                 counters={
                     cat: CounterInfo(
@@ -947,15 +995,20 @@ def load_plans(path: Path = PLANS_FILE) -> dict[str, Any]:
 
 
 def _insert_ignore(s: Session, model: type, values: dict[str, Any]) -> bool:
-    """INSERT … ON CONFLICT DO NOTHING on either backend; True when a row was inserted."""
+    """INSERT … ON CONFLICT DO NOTHING on either backend; True when a row was inserted.
+
+    Whether the row went in is read from RETURNING, not from the rowcount, which PostgreSQL's
+    driver reports as -1 for these statements.
+    """
+    table = model.__table__  # type: ignore[attr-defined]
     dialect = s.get_bind().dialect.name
     if dialect == "postgresql":
-        stmt = postgresql.insert(model).values(**values).on_conflict_do_nothing()
+        stmt = postgresql.insert(table).values(**values).on_conflict_do_nothing()
     elif dialect == "sqlite":
-        stmt = sqlite.insert(model).values(**values).on_conflict_do_nothing()
+        stmt = sqlite.insert(table).values(**values).on_conflict_do_nothing()
     else:  # pragma: no cover - other backends are not supported yet
-        stmt = insert(model).values(**values)
-    return s.execute(stmt).rowcount == 1
+        raise NotImplementedError(f"ledger backend {dialect} is not supported")
+    return s.execute(stmt.returning(*table.primary_key.columns)).first() is not None
 
 
 def _zero_period(user_id: str, period: str) -> dict[str, Any]:
@@ -1017,6 +1070,15 @@ def _event_values(event: UsageEvent) -> dict[str, Any]:
     return {c.key: getattr(event, c.key) for c in UsageEvent.__table__.columns if c.key != "id"}
 
 
+def monthly_cap_micros(plan: Plan, account: Account) -> int:
+    base = (
+        account.cost_cap_override_micros
+        if account.cost_cap_override_micros is not None
+        else plan.monthly_cost_cap_micros
+    )
+    return base + account.credit_micros
+
+
 def _reservation_info(row: Reservation) -> ReservationInfo:
     return ReservationInfo(
         reservation_id=row.id,
@@ -1029,6 +1091,7 @@ def _reservation_info(row: Reservation) -> ReservationInfo:
         amount=from_micros(row.amount_micros),
         state=row.state,
         charged=from_micros(row.charged_micros),
+        workflow_id=row.workflow_id,
     )
 
 
