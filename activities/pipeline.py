@@ -167,6 +167,9 @@ class PipelineActivities:
                     kind=OutputKind.IMAGE, blob=self._r.blobs.put_bytes(data, OutputKind.IMAGE)
                 )
             )
+        self._r.owners.grant(
+            request.user_id, [o.blob.sha256 for o in outputs if o.blob is not None]
+        )
         return outputs
 
 

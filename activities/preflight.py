@@ -84,7 +84,12 @@ class PreflightActivities:
             quantity=request.num_variations,
             quota_category=spec.quota_category.value,
             reservation_id=f"res:{request.operation_id}",
-            poll=poll_policy_for(spec),
+            poll=poll_policy_for(
+                spec,
+                self._r.settings.webhook_fallback_seconds
+                if self._r.settings.webhook_public_url
+                else None,
+            ),
             deterministic=spec.deterministic,
             attempt_timeout_seconds=self._r.settings.activity_start_to_close_seconds,
             provider_resubmits=self._r.settings.provider_resubmits,

@@ -12,8 +12,10 @@ from providers.base import PredictionProvider
 from providers.catalogue import Catalogue, load_catalogue
 from providers.wavespeed.client import WaveSpeedClient
 from studio.blobs import BlobStore
+from studio.ledger.blob_owners import BlobOwners
 from studio.ledger.db import create_ledger_engine, ensure_schema
 from studio.ledger.service import Ledger
+from studio.ledger.submissions import SubmissionBook, UploadCache
 from studio.settings import StudioSettings
 
 
@@ -24,6 +26,9 @@ class StudioResources:
     ledger: Ledger
     blobs: BlobStore
     provider: PredictionProvider
+    submissions: SubmissionBook
+    uploads: UploadCache
+    owners: BlobOwners
 
     @classmethod
     def from_settings(cls, settings: StudioSettings) -> StudioResources:
@@ -43,6 +48,9 @@ class StudioResources:
             ledger=ledger,
             blobs=BlobStore(settings.blob_root, max_pixels=settings.max_input_pixels),
             provider=provider,
+            submissions=SubmissionBook(engine),
+            uploads=UploadCache(engine),
+            owners=BlobOwners(engine),
         )
 
     async def aclose(self) -> None:

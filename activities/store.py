@@ -37,6 +37,11 @@ class StoreActivities:
         for index, output in enumerate(request.outputs):
             stored.append(await self._store_one(request, index, output))
             activity.heartbeat(index + 1)
+        await asyncio.to_thread(
+            self._r.owners.grant,
+            request.user_id,
+            [o.blob.sha256 for o in stored if o.blob is not None],
+        )
         return stored
 
     async def _store_one(self, request: StoreRequest, index: int, output: Any) -> StoredOutput:

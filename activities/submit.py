@@ -27,7 +27,7 @@ from providers.wavespeed.errors import (
 )
 from providers.wavespeed.wire import Prediction
 from studio.contracts import Submission, SubmitRequest
-from studio.ledger.service import SubmissionState
+from studio.ledger.submissions import SubmissionState
 
 RECONCILE_LOOKBACK = timedelta(minutes=2)
 RECONCILE_MAX_PAGES = 10
@@ -39,7 +39,7 @@ class SubmitActivities:
 
     @activity.defn(name="submit_prediction")
     async def submit_prediction(self, request: SubmitRequest) -> Submission:
-        ledger = self._r.ledger
+        ledger = self._r.submissions
         state = await asyncio.to_thread(
             ledger.begin_submission,
             submission_id=request.submission_id,
@@ -102,13 +102,13 @@ class SubmitActivities:
                 next_retry_delay=timedelta(seconds=5),
             ) from None
         claimed = await asyncio.to_thread(
-            self._r.ledger.claimed_predictions, [p.id for p in candidates]
+            self._r.submissions.claimed_predictions, [p.id for p in candidates]
         )
         for prediction in candidates:
             if prediction.id in claimed:
                 continue
             if await asyncio.to_thread(
-                self._r.ledger.accept_submission,
+                self._r.submissions.accept_submission,
                 request.submission_id,
                 prediction.id,
                 reconciled=True,

@@ -33,7 +33,7 @@ class UploadActivities:
             if ref.sha256 in urls:
                 continue
             cached = await asyncio.to_thread(
-                self._r.ledger.cached_upload,
+                self._r.uploads.cached_upload,
                 ref.sha256,
                 self._r.provider.base_url,
                 max_age=UPLOAD_REUSE_WINDOW,
@@ -68,7 +68,7 @@ class UploadActivities:
         except WaveSpeedError as exc:
             raise from_provider_error(exc) from None
         await asyncio.to_thread(
-            self._r.ledger.remember_upload, ref.sha256, self._r.provider.base_url, url
+            self._r.uploads.remember_upload, ref.sha256, self._r.provider.base_url, url
         )
         return url
 

@@ -35,11 +35,16 @@ WAIT_TIMEOUT_SECONDS = {
 }
 
 
-def poll_policy_for(spec: ModelSpec) -> PollPolicy:
-    """Polling shaped by how long the model usually takes; the timeout by its output category."""
+def poll_policy_for(spec: ModelSpec, webhook_fallback_seconds: float | None = None) -> PollPolicy:
+    """Polling shaped by how long the model usually takes; the timeout by its output category.
+
+    With webhooks configured, polling is only the safety net: one look right after submit, then
+    nothing until ``webhook_fallback_seconds``.
+    """
     return PollPolicy(
         expected_seconds=float(spec.typical_seconds),
         timeout_seconds=max(WAIT_TIMEOUT_SECONDS[spec.output.kind], spec.typical_seconds * 10.0),
+        webhook_fallback_seconds=webhook_fallback_seconds,
     )
 
 
@@ -52,6 +57,11 @@ def next_poll_delay(policy: PollPolicy, elapsed_seconds: float) -> float:
     check and the typical duration are seen at the typical duration; webhooks remove that wait.
     """
     elapsed = max(0.0, elapsed_seconds)
+    if (
+        policy.webhook_fallback_seconds is not None
+        and elapsed < policy.webhook_fallback_seconds - 0.05
+    ):
+        return policy.webhook_fallback_seconds - elapsed  # the webhook should come first
     for milestone in (policy.quick_check_seconds, policy.expected_seconds):
         if elapsed < milestone - 0.05:
             return milestone - elapsed

@@ -14,6 +14,7 @@ a refused quota raises ``QuotaExceededError`` (the seed's 429 detail); a failed 
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from temporalio.common import (
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
+from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from providers.catalogue import (
     Catalogue,
@@ -39,6 +41,8 @@ from studio.blobs import BlobStore
 from studio.contracts import BlobRef, OperationProgress, OperationRequest, OperationResult
 from studio.errors import FieldError, InvalidRequestError
 from studio.ingest import ImageIngestor, ImageSource
+from studio.ledger.blob_owners import BlobOwners
+from studio.ledger.db import shared_engine
 from studio.options import GenerateOptions, OperationOptions, parse_options
 from studio.outcomes import failure_from_workflow
 from studio.pipelines.client import DefinitionSource, PipelineClient, PipelineHandle, PipelineQuote
@@ -152,7 +156,7 @@ class Studio:
             user_id,
             opts,
             prompt=prompt,
-            images=await self._ingest(images or {}),
+            images=await self._ingest(images or {}, user_id),
             params=params,
             label=label,
             operation_id=operation_id,
@@ -161,7 +165,9 @@ class Studio:
         )
 
     async def _ingest(
-        self, images: Mapping[ImageRole, ImageSource | Sequence[ImageSource] | None]
+        self,
+        images: Mapping[ImageRole, ImageSource | Sequence[ImageSource] | None],
+        user_id: str | None,
     ) -> dict[ImageRole, BlobRef | list[BlobRef]]:
         refs: dict[ImageRole, BlobRef | list[BlobRef]] = {}
         for role, source in images.items():
@@ -175,7 +181,17 @@ class Studio:
                 ]
             else:
                 refs[role] = await self._ingestor.ingest(source, field=field)
+        if user_id and refs:  # the caller may read back what it uploaded
+            shas = [
+                r.sha256
+                for value in refs.values()
+                for r in (value if isinstance(value, list) else [value])
+            ]
+            await asyncio.to_thread(self.owners().grant, user_id, shas)
         return refs
+
+    def owners(self) -> BlobOwners:
+        return BlobOwners(shared_engine(self.settings.ledger_url, self.settings.auto_migrate))
 
     async def start_operation(self, request: OperationRequest) -> OperationHandle:
         """Start the workflow for a validated request (idempotent per operation id)."""
@@ -189,17 +205,24 @@ class Studio:
         ]
         if request.pipeline_id:
             attributes.append(SearchAttributePair(STUDIO_PIPELINE, request.pipeline_id))
-        handle = await temporal_client(self.client).start_workflow(
-            ImageOperationWorkflow.run,
-            request,
-            id=request.operation_id,
-            task_queue=self.settings.task_queue,
-            search_attributes=TypedSearchAttributes(attributes),
-            static_summary=summary.encode()[:200].decode(errors="ignore"),
-            static_details=_static_details(request, spec.path, spec.price_usd),
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        )
+        client = temporal_client(self.client)
+        try:
+            handle = await client.start_workflow(
+                ImageOperationWorkflow.run,
+                request,
+                id=request.operation_id,
+                task_queue=self.settings.task_queue,
+                search_attributes=TypedSearchAttributes(attributes),
+                static_summary=summary.encode()[:200].decode(errors="ignore"),
+                static_details=_static_details(request, spec.path, spec.price_usd),
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            )
+        except WorkflowAlreadyStartedError:
+            # The same idempotency key after the run finished: that run is the answer.
+            handle = client.get_workflow_handle_for(
+                ImageOperationWorkflow.run, request.operation_id
+            )
         return OperationHandle(handle, request, ui_url(self.settings, request.operation_id))
 
     async def run_operation(self, request: OperationRequest) -> OperationResult:

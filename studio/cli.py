@@ -108,6 +108,20 @@ def up() -> None:
 
 
 @app.command()
+def api(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int | None, typer.Option(help="Port (default STUDIO_API_PORT, 8000).")] = None,
+) -> None:
+    """Serve the HTTP API (OpenAPI docs at /docs) and the WaveSpeed webhook endpoint."""
+    import uvicorn
+
+    from studio.http.app import create_app
+
+    settings = get_settings()
+    uvicorn.run(create_app(settings), host=host, port=port or settings.api_port, log_level="info")
+
+
+@app.command()
 def models(
     operation: Annotated[
         Operation | None, typer.Option(help="Only models for this operation.")

@@ -84,6 +84,8 @@ class PollPolicy(Frozen):
     max_interval_seconds: float = 30.0
     timeout_seconds: float = 600.0
     """Give up waiting after this long (the model's category sets it)."""
+    webhook_fallback_seconds: float | None = None
+    """With webhooks on: after the first look, wait this long before polling as a fallback."""
 
 
 class PreparedOperation(Frozen):
@@ -285,6 +287,7 @@ class OperationProgress(Frozen):
     """Answer to the ``progress`` query: cheap, leaves no history."""
 
     operation_id: str
+    user_id: str = ""
     phase: OperationPhase
     model_id: str
     prediction_ids: list[str] = Field(default_factory=list)

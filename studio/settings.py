@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 from decimal import Decimal
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -78,9 +79,21 @@ class StudioSettings(BaseSettings):
     """Interval of the ledger maintenance schedule (reconciliation, stale holds); 0 = don't install."""
     drift_threshold_usd: Decimal = Decimal("0.50")
 
+    webhook_fallback_seconds: float = 60.0
+    """With webhooks on, how long to wait for one before polling takes over."""
     webhook_public_url: str | None = None
     """Public base URL of our HTTP API; when set, predictions are submitted with ``?webhook=``."""
     webhook_secret: SecretStr | None = None
+    """WaveSpeed's webhook signing secret (``whsec_…``); fetched from WaveSpeed when unset."""
+
+    api_token: SecretStr | None = None
+    """Bearer token the calling backend presents to the HTTP API. Unset: the API trusts the
+    ``X-Studio-User`` header alone (only for a private network / the embedded stack)."""
+    api_port: int = 8000
+
+    tracing: Literal["off", "console", "otlp"] = "off"
+    """OpenTelemetry: spans from client start through workflow, activities and WaveSpeed calls."""
+    otlp_endpoint: str | None = None
 
     @model_validator(mode="after")
     def _derive_defaults(self) -> StudioSettings:

@@ -22,6 +22,9 @@ async def connect(
 
     Retries while the server is still starting ("Frontend is not healthy yet"), up to ``wait_seconds``.
     """
+    from studio.tracing import client_interceptors
+
+    interceptors = [*interceptors, *client_interceptors(settings)]
     deadline = time.monotonic() + wait_seconds
     while True:
         try:

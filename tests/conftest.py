@@ -9,18 +9,23 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
+import uvicorn
+from pydantic import SecretStr
 from temporalio.client import Client
 
 from activities.resources import StudioResources
 from emulator.config import EmulatorConfig
 from emulator.server import EmulatorServer
 from studio.api import Studio
+from studio.http.app import create_app
 from studio.settings import StudioSettings
 from studio.stack import ChildProcess, dev_server, free_port, wait_for_port
 from studio.temporal import connect
@@ -100,20 +105,31 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("studio")
 
 
+@dataclass
+class TemporalServer:
+    address: str
+    ui_url: str
+
+
 @pytest.fixture(scope="session")
-def temporal_address(data_dir: Path) -> Iterator[str]:
-    port = free_port()
+def temporal_server(data_dir: Path) -> Iterator[TemporalServer]:
+    port, ui_port = free_port(), free_port()
     server: ChildProcess = dev_server(
-        port=port, ui_port=free_port(), db_file=None, log_path=data_dir / "temporal.log"
+        port=port, ui_port=ui_port, db_file=None, log_path=data_dir / "temporal.log"
     )
     server.start()
     try:
         wait_for_port(
             "127.0.0.1", port, timeout=60, process=server.process, name="Temporal dev server"
         )
-        yield f"127.0.0.1:{port}"
+        yield TemporalServer(f"127.0.0.1:{port}", f"http://127.0.0.1:{ui_port}")
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def temporal_address(temporal_server: TemporalServer) -> str:
+    return temporal_server.address
 
 
 @pytest.fixture(scope="session")
@@ -134,10 +150,13 @@ def _clean_emulator_faults(emulator: EmulatorServer) -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def settings(data_dir: Path, temporal_address: str, emulator: EmulatorServer) -> StudioSettings:
+def settings(
+    data_dir: Path, temporal_server: TemporalServer, emulator: EmulatorServer
+) -> StudioSettings:
     return StudioSettings(
         data_dir=data_dir,
-        temporal_address=temporal_address,
+        temporal_address=temporal_server.address,
+        temporal_ui_url=temporal_server.ui_url,
         task_queue="studio-tests",
         wavespeed_api_key=API_KEY,
         wavespeed_base_url=emulator.url,
@@ -170,6 +189,52 @@ async def worker(client: Client, resources: StudioResources) -> AsyncIterator[No
 @pytest_asyncio.fixture(scope="session")
 async def studio(client: Client, settings: StudioSettings, worker: None) -> Studio:
     return Studio(client, settings)
+
+
+@dataclass
+class ApiServer:
+    url: str
+    token: str
+    settings: StudioSettings
+
+    def headers(self, user: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}", "X-Studio-User": user}
+
+
+@pytest_asyncio.fixture(scope="session")
+async def api_server(
+    client: Client, settings: StudioSettings, emulator: EmulatorServer
+) -> AsyncIterator[ApiServer]:
+    """The HTTP API over real HTTP, with webhooks on, plus a worker whose submissions carry them.
+
+    Its runs use their own task queue, so the webhook settings don't touch the other tests.
+    """
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    token = f"api-{uuid.uuid4().hex}"
+    api_settings = settings.model_copy(
+        update={
+            "task_queue": "studio-api-tests",
+            "webhook_public_url": url,
+            "webhook_secret": SecretStr(emulator.config.webhook_secret),
+            "webhook_fallback_seconds": 4.0,
+            "api_token": SecretStr(token),
+        }
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(api_settings), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    resources = StudioResources.from_settings(api_settings)
+    try:
+        wait_for_port("127.0.0.1", port, timeout=30, name="HTTP API")
+        async with build_worker(client, resources):
+            yield ApiServer(url, token, api_settings)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        await resources.aclose()
 
 
 @pytest.fixture

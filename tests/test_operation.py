@@ -148,7 +148,7 @@ async def test_lost_submit_response_creates_exactly_one_prediction(
     created = predictions_for(emulator, prompt)
     assert len(created) == 1
     assert result.prediction_ids == [created[0]["id"]]
-    [submission] = resources.ledger.submissions_for(result.operation_id)
+    [submission] = resources.submissions.submissions_for(result.operation_id)
     assert submission.prediction_id == created[0]["id"] and submission.attempts >= 2
     assert event_kinds(resources, result.operation_id).count("charge") == 1
 

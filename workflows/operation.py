@@ -8,6 +8,7 @@ release whatever was not delivered, whatever the end (success, failure or cancel
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -25,10 +26,12 @@ with workflow.unsafe.imports_passed_through():
     from activities.wait import WaitActivities
     from providers.wavespeed.errors import TASK_ERROR_NAMES
     from studio.contracts import (
+        TERMINAL_STATUSES,
         OperationPhase,
         OperationProgress,
         OperationRequest,
         OperationResult,
+        PredictionOutcome,
         PredictionStatus,
         PreparedOperation,
         ReleaseRequest,
@@ -60,11 +63,26 @@ class ImageOperationWorkflow:
         self._undelivered: list[str] = []
         self._failed_predictions: list[str] = []
         self._in_flight: set[str] = set()
+        self._webhooks: dict[str, PredictionOutcome] = {}
+
+    @workflow.signal
+    def prediction_finished(self, outcome: PredictionOutcome) -> None:
+        """A verified WaveSpeed webhook: ends the wait for that prediction without polling.
+
+        Duplicates and predictions this run does not own are ignored.
+        """
+        if (
+            outcome.prediction_id in self._prediction_ids
+            and outcome.prediction_id not in self._webhooks
+        ):
+            if outcome.status in TERMINAL_STATUSES:
+                self._webhooks[outcome.prediction_id] = outcome
 
     @workflow.query
     def progress(self) -> OperationProgress:
         return OperationProgress(
             operation_id=self._request.operation_id,
+            user_id=self._request.user_id,
             phase=self._phase,
             model_id=self._request.model_id,
             prediction_ids=list(self._prediction_ids),
@@ -199,19 +217,7 @@ class ImageOperationWorkflow:
                 f"submitted as prediction {submission.prediction_id}; waiting",
             )
             try:
-                outcome = await workflow.execute_activity_method(
-                    WaitActivities.wait_for_prediction,
-                    WaitRequest(
-                        prediction_id=submission.prediction_id,
-                        submitted_at=submission.submitted_at,
-                        poll=prepared.poll,
-                        operation_id=request.operation_id,
-                    ),
-                    summary=f"wait for prediction {submission.prediction_id}",
-                    **policies.wait_options(
-                        attempt_timeout, timedelta(seconds=prepared.poll.timeout_seconds)
-                    ),
-                )
+                outcome = await self._wait(prepared, submission, attempt_timeout)
             except ActivityError as err:
                 if workflow.cancellation_reason() is not None:
                     raise asyncio.CancelledError() from None  # still running at WaveSpeed: in flight
@@ -267,6 +273,43 @@ class ImageOperationWorkflow:
                 outputs=stored,
             )
         return self._variation_failed(index, predictions, "no attempt left", provider_code)
+
+    async def _wait(
+        self, prepared: PreparedOperation, submission: Submission, attempt_timeout: timedelta
+    ) -> PredictionOutcome:
+        """Whichever comes first: a verified webhook (signal) or the polling activity."""
+        prediction_id = submission.prediction_id
+        polling = asyncio.create_task(
+            workflow.execute_activity_method(
+                WaitActivities.wait_for_prediction,
+                WaitRequest(
+                    prediction_id=prediction_id,
+                    submitted_at=submission.submitted_at,
+                    poll=prepared.poll,
+                    operation_id=prepared.request.operation_id,
+                ),
+                summary=f"wait for prediction {prediction_id}",
+                **policies.wait_options(
+                    attempt_timeout, timedelta(seconds=prepared.poll.timeout_seconds)
+                ),
+            )
+        )
+        webhook = asyncio.create_task(
+            workflow.wait_condition(lambda: prediction_id in self._webhooks)
+        )
+        try:
+            await workflow.wait([polling, webhook], return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:
+            polling.cancel()  # the run is being cancelled: stop polling too
+            raise
+        finally:
+            webhook.cancel()
+        if polling.done():
+            return polling.result()
+        polling.cancel()  # the webhook answered: no more polls
+        with contextlib.suppress(BaseException):
+            await polling
+        return self._webhooks[prediction_id]
 
     async def _release(self, prepared: PreparedOperation, exc: BaseException) -> None:
         cancelled = (

@@ -247,7 +247,9 @@ class ImagePipelineWorkflow:
         if prepared.request is None:
             outputs = await workflow.execute_activity_method(
                 PipelineActivities.crop_images,
-                CropRequest(image=run.images["base"][0], formats=list(step.formats)),
+                CropRequest(
+                    user_id=request.user_id, image=run.images["base"][0], formats=list(step.formats)
+                ),
                 summary=f"crop for {len(step.formats)} platform format(s)",
                 **LOCAL_STEP,
             )

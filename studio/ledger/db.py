@@ -97,3 +97,11 @@ def ensure_schema(engine: Engine, *, auto_migrate: bool) -> None:
         f"{current_revision(engine)!r}, code needs {head_revision()!r}: run `studio db upgrade` "
         "or set STUDIO_AUTO_MIGRATE=true"
     )
+
+
+@functools.cache
+def shared_engine(url: str, auto_migrate: bool) -> Engine:
+    """One engine per database per process, schema checked once (for the API and the CLI)."""
+    engine = create_ledger_engine(url)
+    ensure_schema(engine, auto_migrate=auto_migrate)
+    return engine

@@ -240,3 +240,13 @@ class Reconciliation(Base):
     """Spent by the balance minus recorded provider cost: positive = billed more than we know of."""
     flagged: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class BlobOwner(Base):
+    """Who may read a stored file: its uploader, or the user whose operation produced it."""
+
+    __tablename__ = "blob_owners"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(120), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

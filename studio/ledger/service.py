@@ -8,8 +8,6 @@ pre-flight checks are the rows settlement moves.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -20,17 +18,14 @@ from typing import Any
 import yaml
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from studio.errors import QuotaExceededError
 from studio.ledger.schema import (
     Account,
-    MediaUpload,
     Plan,
     PlanLimit,
     Reservation,
-    SubmissionRecord,
     UsageCounter,
     UsageEvent,
     UsagePeriod,
@@ -129,17 +124,6 @@ class UsageSummary:
                 for k, c in self.counters.items()
             },
         }
-
-
-@dataclass(frozen=True)
-class SubmissionState:
-    submission_id: str
-    state: str
-    """intent (a POST may be in flight or ambiguous) | clear (nothing was created) | accepted."""
-    prediction_id: str | None
-    intent_at: datetime
-    attempts: int
-    body: dict[str, Any]
 
 
 class Ledger:
@@ -849,142 +833,6 @@ class Ledger:
             )
             return {kind: (int(units or 0), int(micros or 0)) for kind, units, micros in rows}
 
-    # ------------------------------------------------------------------ submissions
-
-    def begin_submission(
-        self,
-        *,
-        submission_id: str,
-        operation_id: str,
-        user_id: str,
-        model_path: str,
-        body: dict[str, Any],
-        now: datetime | None = None,
-    ) -> SubmissionState:
-        """Record the intent to submit (first attempt) and count the attempt; return what is known."""
-        now = now or utcnow()
-        body_json = json.dumps(body, sort_keys=True, separators=(",", ":"))
-        with Session(self.engine) as s, s.begin():
-            _insert_ignore(
-                s,
-                SubmissionRecord,
-                {
-                    "submission_id": submission_id,
-                    "operation_id": operation_id,
-                    "user_id": user_id,
-                    "model_path": model_path,
-                    "body_sha256": hashlib.sha256(body_json.encode()).hexdigest(),
-                    "body_json": body_json,
-                    "state": "clear",
-                    "prediction_id": None,
-                    "attempts": 0,
-                    "intent_at": now,
-                    "accepted_at": None,
-                    "reconciled": 0,
-                },
-            )
-            rec = s.get(
-                SubmissionRecord, submission_id, populate_existing=True, with_for_update=True
-            )
-            assert rec is not None
-            rec.attempts += 1
-            return _submission_state(rec)
-
-    def mark_submit_intent(self, submission_id: str, now: datetime | None = None) -> None:
-        """Just before the POST: from here until an answer, the outcome is unknown."""
-        with Session(self.engine) as s, s.begin():
-            s.execute(
-                update(SubmissionRecord)
-                .where(
-                    SubmissionRecord.submission_id == submission_id,
-                    SubmissionRecord.state != "accepted",
-                )
-                .values(state="intent", intent_at=now or utcnow())
-            )
-
-    def mark_submit_clear(self, submission_id: str) -> None:
-        """The POST provably created nothing (refused, rate limited, never connected)."""
-        with Session(self.engine) as s, s.begin():
-            s.execute(
-                update(SubmissionRecord)
-                .where(
-                    SubmissionRecord.submission_id == submission_id,
-                    SubmissionRecord.state == "intent",
-                )
-                .values(state="clear")
-            )
-
-    def accept_submission(
-        self,
-        submission_id: str,
-        prediction_id: str,
-        *,
-        reconciled: bool = False,
-        now: datetime | None = None,
-    ) -> bool:
-        """Bind the prediction to this submission; False if another submission already owns it."""
-        try:
-            with Session(self.engine) as s, s.begin():
-                rec = s.get(SubmissionRecord, submission_id, with_for_update=True)
-                assert rec is not None
-                if rec.prediction_id is not None:
-                    return rec.prediction_id == prediction_id
-                rec.prediction_id = prediction_id
-                rec.state = "accepted"
-                rec.accepted_at = now or utcnow()
-                rec.reconciled = int(reconciled)
-            return True
-        except IntegrityError:
-            return False
-
-    def submission(self, submission_id: str) -> SubmissionState | None:
-        with Session(self.engine) as s:
-            rec = s.get(SubmissionRecord, submission_id)
-            return _submission_state(rec) if rec else None
-
-    def claimed_predictions(self, prediction_ids: Iterable[str]) -> set[str]:
-        ids = list(prediction_ids)
-        if not ids:
-            return set()
-        with Session(self.engine) as s:
-            return set(
-                s.scalars(
-                    select(SubmissionRecord.prediction_id).where(
-                        SubmissionRecord.prediction_id.in_(ids)
-                    )
-                )
-            )
-
-    def submissions_for(self, operation_id: str) -> list[SubmissionState]:
-        with Session(self.engine) as s:
-            rows = s.scalars(
-                select(SubmissionRecord)
-                .where(SubmissionRecord.operation_id == operation_id)
-                .order_by(SubmissionRecord.submission_id)
-            )
-            return [_submission_state(r) for r in rows]
-
-    # ------------------------------------------------------------------ media uploads
-
-    def cached_upload(self, sha256: str, provider_url: str, *, max_age: timedelta) -> str | None:
-        with Session(self.engine) as s:
-            row = s.get(MediaUpload, (sha256, provider_url))
-            if row is None:
-                return None
-            uploaded = (
-                row.uploaded_at if row.uploaded_at.tzinfo else row.uploaded_at.replace(tzinfo=UTC)
-            )
-            return row.download_url if utcnow() - uploaded < max_age else None
-
-    def remember_upload(self, sha256: str, provider_url: str, download_url: str) -> None:
-        with Session(self.engine) as s, s.begin():
-            row = s.get(MediaUpload, (sha256, provider_url)) or MediaUpload(
-                sha256=sha256, provider_url=provider_url
-            )
-            row.download_url = download_url
-            row.uploaded_at = utcnow()
-            s.add(row)
-
 
 # ---------------------------------------------------------------------- helpers
 
@@ -1092,16 +940,4 @@ def _reservation_info(row: Reservation) -> ReservationInfo:
         state=row.state,
         charged=from_micros(row.charged_micros),
         workflow_id=row.workflow_id,
-    )
-
-
-def _submission_state(rec: SubmissionRecord) -> SubmissionState:
-    intent_at = rec.intent_at if rec.intent_at.tzinfo else rec.intent_at.replace(tzinfo=UTC)
-    return SubmissionState(
-        submission_id=rec.submission_id,
-        state=rec.state,
-        prediction_id=rec.prediction_id,
-        intent_at=intent_at,
-        attempts=rec.attempts,
-        body=json.loads(rec.body_json),
     )

@@ -10,15 +10,16 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Engine
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from providers.catalogue import Catalogue
 from studio.blobs import BlobStore
 from studio.errors import FieldError, InvalidRequestError
 from studio.ingest import ImageIngestor
-from studio.ledger.db import create_ledger_engine, ensure_schema
+from studio.ledger.blob_owners import BlobOwners
+from studio.ledger.db import shared_engine
 from studio.ledger.step_cache import StepCache
 from studio.outcomes import failure_from_workflow
 from studio.pipelines.contracts import PipelineProgress, PipelineResult, PipelineRunRequest
@@ -104,18 +105,19 @@ class PipelineClient:
         self._catalogue = catalogue
         self._blobs = blobs
         self._ingestor = ingestor
-        self._engine: Engine | None = None
 
     def _cache(self) -> StepCache:
-        if self._engine is None:
-            self._engine = create_ledger_engine(self._settings.ledger_url)
-            ensure_schema(self._engine, auto_migrate=self._settings.auto_migrate)
-        return StepCache(self._engine)
+        return StepCache(shared_engine(self._settings.ledger_url, self._settings.auto_migrate))
 
     async def quote(
-        self, source: DefinitionSource, user_id: str, *, resume_of: str | None = None
+        self,
+        source: DefinitionSource,
+        user_id: str,
+        *,
+        resume_of: str | None = None,
+        untrusted: bool = False,
     ) -> PipelineQuote:
-        definition = await self._stored_inputs(_definition(source))
+        definition = await self._stored_inputs(_definition(source), user_id if untrusted else None)
         return self._quote(definition, user_id, resume_of)
 
     def _quote(
@@ -160,18 +162,38 @@ class PipelineClient:
         *,
         resume_of: str | None = None,
         pipeline_id: str | None = None,
+        idempotency_key: str | None = None,
+        untrusted: bool = False,
     ) -> PipelineHandle:
-        """Validate (errors name step and field, nothing reserved), store external inputs, start."""
-        definition = await self._stored_inputs(_definition(source))
+        """Validate (errors name step and field, nothing reserved), store external inputs, start.
+
+        ``untrusted`` (the HTTP API): no server paths, and ``blob:`` files must be the user's own.
+        """
+        definition = await self._stored_inputs(_definition(source), user_id if untrusted else None)
         plan_pipeline(definition, self._catalogue)
-        pipeline_id = pipeline_id or self._new_id(definition.name, user_id, resume_of)
+        pipeline_id = pipeline_id or self._new_id(
+            definition.name, user_id, resume_of, idempotency_key
+        )
         request = PipelineRunRequest(
             pipeline_id=pipeline_id,
             user_id=user_id,
             definition=definition.model_dump(mode="json"),
             resume_of=resume_of,
         )
-        handle = await temporal_client(self._client).start_workflow(
+        client = temporal_client(self._client)
+        try:
+            handle = await self._start_workflow(client, request, definition)
+        except (
+            WorkflowAlreadyStartedError
+        ):  # the same idempotency key again: that run is the answer
+            handle = client.get_workflow_handle_for(ImagePipelineWorkflow.run, pipeline_id)
+        return PipelineHandle(handle, ui_url(self._settings, pipeline_id))
+
+    async def _start_workflow(
+        self, client: Client, request: PipelineRunRequest, definition: PipelineDefinition
+    ) -> WorkflowHandle[Any, PipelineResult]:
+        pipeline_id, user_id, resume_of = request.pipeline_id, request.user_id, request.resume_of
+        return await client.start_workflow(
             ImagePipelineWorkflow.run,
             request,
             id=pipeline_id,
@@ -197,7 +219,24 @@ class PipelineClient:
             ),
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         )
-        return PipelineHandle(handle, ui_url(self._settings, pipeline_id))
+
+    def _check_untrusted(self, text: str, user_id: str, field: str) -> None:
+        if text.startswith(("https://", "http://", "data:image/")):
+            return
+        sha = text.removeprefix("blob:")
+        owners = BlobOwners(shared_engine(self._settings.ledger_url, self._settings.auto_migrate))
+        if text.startswith("blob:") and owners.owns(user_id, sha):
+            return
+        raise InvalidRequestError(
+            "unsupported input reference",
+            [
+                FieldError(
+                    field,
+                    f"{text[:40]!r} is not allowed here",
+                    "https URL, data:image URI or blob:<sha256> you own",
+                )
+            ],
+        )
 
     async def resume(self, pipeline_id: str) -> PipelineHandle:
         """Run a stopped pipeline again; steps with stored, intact outputs are not paid again."""
@@ -226,13 +265,16 @@ class PipelineClient:
             ui_url(self._settings, pipeline_id),
         )
 
-    def _new_id(self, name: str, user_id: str, resume_of: str | None) -> str:
+    def _new_id(self, name: str, user_id: str, resume_of: str | None, key: str | None) -> str:
         if resume_of:
             root = re.sub(r"-r\d+$", "", resume_of)
             return f"{root}-r{len(self._cache().lineage(resume_of))}"
-        return f"pipeline-{_ID_SAFE.sub('-', name)[:40]}-{_ID_SAFE.sub('-', user_id)[:40]}-{secrets.token_hex(4)}"
+        suffix = _ID_SAFE.sub("-", key)[:60] if key else secrets.token_hex(4)
+        return f"pipeline-{_ID_SAFE.sub('-', name)[:40]}-{_ID_SAFE.sub('-', user_id)[:40]}-{suffix}"
 
-    async def _stored_inputs(self, definition: PipelineDefinition) -> PipelineDefinition:
+    async def _stored_inputs(
+        self, definition: PipelineDefinition, untrusted_user: str | None
+    ) -> PipelineDefinition:
         """Put external files (URLs, paths, data URIs) in the blob store; refer to them by hash."""
         steps = []
         for step in definition.steps:
@@ -241,6 +283,10 @@ class PipelineClient:
                 values = value if isinstance(value, list) else [value]
                 stored = []
                 for text in values:
+                    if untrusted_user is not None and is_external(text):
+                        self._check_untrusted(
+                            text, untrusted_user, f"steps.{step.name}.inputs.{role}"
+                        )
                     if is_external(text) and not text.startswith("blob:"):
                         ref = await self._ingestor.ingest(
                             text, field=f"steps.{step.name}.inputs.{role}"

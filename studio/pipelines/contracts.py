@@ -76,6 +76,7 @@ class StepRecord(Frozen):
 
 
 class CropRequest(Frozen):
+    user_id: str
     image: BlobRef
     formats: list[str]
 
