@@ -14,7 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.maintenance import MaintenanceActivities
 from activities.pipeline import PipelineActivities
@@ -32,6 +33,16 @@ from workflows.maintenance import LedgerMaintenanceWorkflow
 from workflows.operation import ImageOperationWorkflow
 from workflows.pipeline import ImagePipelineWorkflow
 
+PASSTHROUGH = (
+    "studio",
+    "providers",
+    "activities",
+    "workflows",
+    "pydantic",
+    "sqlalchemy",
+    "httpx",
+    "yaml",
+)
 WORKFLOWS = [ImageOperationWorkflow, ImagePipelineWorkflow, LedgerMaintenanceWorkflow]
 
 
@@ -64,14 +75,23 @@ def build_worker(
     resources: StudioResources,
     *,
     task_queue: str | None = None,
-    max_concurrent_activities: int = 200,
-    max_concurrent_workflow_tasks: int = 20,
 ) -> Worker:
     """A worker for every workflow and activity of the engine.
 
     Workflow-task concurrency stays modest: on small machines more concurrent sandboxed workflow
     tasks make the GIL thrash (measured in docs/temporal notes); activities are mostly I/O waits.
     """
+    settings = resources.settings
+    max_concurrent_activities = settings.worker_max_activities
+    runner = (
+        SandboxedWorkflowRunner(
+            # Our modules and their dependencies are deterministic at import; passing them through
+            # means a new run does not re-import them in its sandbox.
+            restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
+        )
+        if settings.worker_sandbox
+        else UnsandboxedWorkflowRunner()
+    )
     return Worker(
         client,
         task_queue=task_queue or resources.settings.task_queue,
@@ -81,8 +101,9 @@ def build_worker(
             max_workers=max_concurrent_activities, thread_name_prefix="studio-activity"
         ),
         max_concurrent_activities=max_concurrent_activities,
-        max_concurrent_workflow_tasks=max_concurrent_workflow_tasks,
+        max_concurrent_workflow_tasks=settings.worker_max_workflow_tasks,
         graceful_shutdown_timeout=timedelta(seconds=10),
+        workflow_runner=runner,
     )
 
 

@@ -23,10 +23,20 @@ CLAIMED_KIND = {"image/": OutputKind.IMAGE, "model/": OutputKind.MODEL_3D, "text
 
 class StoreActivities:
     def __init__(self, resources: StudioResources) -> None:
-        self._r = resources
+        self._storer = OutputStorer(resources)
 
     @activity.defn(name="store_outputs")
     async def store_outputs(self, request: StoreRequest) -> list[StoredOutput]:
+        return await self._storer.store(request)
+
+
+class OutputStorer:
+    """Download, verify and keep a prediction's outputs; used by the store and wait activities."""
+
+    def __init__(self, resources: StudioResources) -> None:
+        self._r = resources
+
+    async def store(self, request: StoreRequest) -> list[StoredOutput]:
         if not request.outputs:
             raise ApplicationError(
                 f"prediction {request.prediction_id} completed without outputs",
@@ -36,12 +46,8 @@ class StoreActivities:
         stored: list[StoredOutput] = []
         for index, output in enumerate(request.outputs):
             stored.append(await self._store_one(request, index, output))
-            activity.heartbeat(index + 1)
-        await asyncio.to_thread(
-            self._r.owners.grant,
-            request.user_id,
-            [o.blob.sha256 for o in stored if o.blob is not None],
-        )
+            if activity.in_activity():
+                activity.heartbeat(index + 1)
         return stored
 
     async def _store_one(self, request: StoreRequest, index: int, output: Any) -> StoredOutput:

@@ -54,8 +54,7 @@ class SubmitActivities:
             found = await self._reconcile(request, state)
             if found is not None:
                 return found
-
-        await asyncio.to_thread(ledger.mark_submit_intent, request.submission_id)
+            await asyncio.to_thread(ledger.mark_submit_intent, request.submission_id)
         try:
             prediction = await self._r.provider.submit(
                 request.model_path, request.body, webhook_url=self._webhook_url(request)

@@ -21,6 +21,7 @@ class UsageActivities:
             operation_id=request.operation_id,
             units_charged=request.units_charged,
             delivered_predictions=request.predictions,
+            delivered_blobs=request.delivered_blobs,
         )
         self._record_provider_costs(
             request.operation_id,

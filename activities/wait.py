@@ -16,6 +16,7 @@ from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities.failures import FailureType, from_provider_error
 from activities.resources import StudioResources
+from activities.store import OutputStorer
 from providers.catalogue import ModelSpec
 from providers.wavespeed.errors import WaveSpeedError
 from studio.contracts import (
@@ -24,6 +25,7 @@ from studio.contracts import (
     PollPolicy,
     PredictionOutcome,
     PredictionStatus,
+    StoreRequest,
     WaitRequest,
 )
 
@@ -72,6 +74,7 @@ def next_poll_delay(policy: PollPolicy, elapsed_seconds: float) -> float:
 class WaitActivities:
     def __init__(self, resources: StudioResources) -> None:
         self._provider = resources.provider
+        self._storer = OutputStorer(resources)
 
     @activity.defn(name="wait_for_prediction")
     async def wait_for_prediction(self, request: WaitRequest) -> PredictionOutcome:
@@ -95,7 +98,7 @@ class WaitActivities:
             )
             status = PredictionStatus.PROCESSING
         if status in TERMINAL_STATUSES:
-            return PredictionOutcome(
+            outcome = PredictionOutcome(
                 prediction_id=prediction.id,
                 status=status,
                 outputs=prediction.outputs,
@@ -105,10 +108,28 @@ class WaitActivities:
                 has_nsfw_contents=list(prediction.has_nsfw_contents or []),
                 polls=attempt,
             )
+            if status is PredictionStatus.COMPLETED and request.store is not None:
+                return await self._store_on_sight(request.store, outcome)
+            return outcome
         raise ApplicationError(
-            f"prediction {request.prediction_id} is {status} after {elapsed:.0f} s "
+            f"prediction {request.prediction_id} is {status.value} after {elapsed:.0f} s "
             f"(poll {attempt}); next poll in {delay:.1f} s",
             type=FailureType.PREDICTION_PENDING,
             category=ApplicationErrorCategory.BENIGN,
             next_retry_delay=timedelta(seconds=delay),
         )
+
+    async def _store_on_sight(
+        self, store: StoreRequest, outcome: PredictionOutcome
+    ) -> PredictionOutcome:
+        """Keep the outputs now, in this attempt; a transient failure retries poll and store."""
+        request = store.model_copy(
+            update={"prediction_id": outcome.prediction_id, "outputs": outcome.outputs}
+        )
+        try:
+            stored = await self._storer.store(request)
+        except ApplicationError as exc:
+            if not exc.non_retryable:
+                raise
+            return outcome.model_copy(update={"store_error": exc.message})
+        return outcome.model_copy(update={"stored": stored})

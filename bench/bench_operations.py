@@ -24,6 +24,8 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from studio.api import Studio  # noqa: E402
+from studio.ledger.db import shared_engine  # noqa: E402
+from studio.ledger.service import Ledger  # noqa: E402
 from studio.settings import StudioSettings  # noqa: E402
 from studio.stack import (  # noqa: E402
     dev_server,
@@ -72,6 +74,10 @@ async def run(args: argparse.Namespace) -> dict:
         worker.start()
         client = await connect(settings)
         studio = Studio(client, settings)
+        ledger = Ledger(shared_engine(settings.ledger_url, True))
+        ledger.sync_plans()
+        for user in range(50):  # benchmark users must not hit plan limits
+            ledger.assign_plan(f"bench-user-{user}", "enterprise")
         options = {"size": "256*256"}
 
         async def one(i: int) -> float:

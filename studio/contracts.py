@@ -154,12 +154,28 @@ TERMINAL_STATUSES = frozenset(
 )
 
 
+class StoreRequest(Frozen):
+    prediction_id: str
+    user_id: str
+    outputs: list[Any]
+    output_kind: OutputKind
+    expected_format: str | None = None
+
+
+class StoredOutput(Frozen):
+    kind: OutputKind
+    blob: BlobRef | None = None
+    text: str | None = None
+
+
 class WaitRequest(Frozen):
     prediction_id: str
     submitted_at: datetime
     poll: PollPolicy
     operation_id: str
-    """For webhook completion: the workflow to signal is found by it."""
+    store: StoreRequest | None = None
+    """Store the outputs in the same attempt that sees the prediction complete (one round trip
+    fewer); ``outputs`` in it is ignored (the poll supplies them)."""
 
 
 class PredictionOutcome(Frozen):
@@ -173,20 +189,10 @@ class PredictionOutcome(Frozen):
     inference_ms: int | None = None
     has_nsfw_contents: list[bool] = Field(default_factory=list)
     polls: int = 0
-
-
-class StoreRequest(Frozen):
-    prediction_id: str
-    user_id: str
-    outputs: list[Any]
-    output_kind: OutputKind
-    expected_format: str | None = None
-
-
-class StoredOutput(Frozen):
-    kind: OutputKind
-    blob: BlobRef | None = None
-    text: str | None = None
+    stored: list[StoredOutput] | None = None
+    """Outputs already in our blob store (when the wait stored them on sight)."""
+    store_error: str | None = None
+    """Why the outputs could not be kept (expired, not the promised kind): not delivered."""
 
 
 class VariationStatus(StrEnum):
@@ -213,6 +219,8 @@ class SettleRequest(Frozen):
     unit_price_usd: Decimal
     predictions: list[str]
     """Predictions whose results were delivered (provider cost, charged to the user)."""
+    delivered_blobs: list[str] = Field(default_factory=list)
+    """sha256 of every delivered file: the user may read them once paid for."""
     undelivered_predictions: list[str] = Field(default_factory=list)
     """Completed at WaveSpeed (billed to us) but not delivered: provider cost only."""
     failed_predictions: list[str] = Field(default_factory=list)

@@ -91,6 +91,13 @@ class StudioSettings(BaseSettings):
     ``X-Studio-User`` header alone (only for a private network / the embedded stack)."""
     api_port: int = 8000
 
+    worker_max_workflow_tasks: int = 20
+    """Concurrent workflow tasks per worker; more makes the sandbox fight for the GIL on small machines."""
+    worker_max_activities: int = 200
+    """Concurrent activities per worker (mostly waiting on HTTP)."""
+    worker_sandbox: bool = True
+    """Run workflows in Temporal's determinism sandbox (off: faster, fewer safety checks)."""
+
     tracing: Literal["off", "console", "otlp"] = "off"
     """OpenTelemetry: spans from client start through workflow, activities and WaveSpeed calls."""
     otlp_endpoint: str | None = None

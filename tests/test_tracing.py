@@ -53,7 +53,6 @@ async def test_a_run_is_one_span_tree_from_client_to_wavespeed(
         "StartActivity:submit_prediction",
         "RunActivity:submit_prediction",
         "RunActivity:wait_for_prediction",
-        "RunActivity:store_outputs",
         "RunActivity:settle_operation",
     } <= names
     [submit_http] = [

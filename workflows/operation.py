@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
         PreparedOperation,
         ReleaseRequest,
         SettleRequest,
+        StoredOutput,
         StoreRequest,
         Submission,
         SubmitRequest,
@@ -106,7 +107,7 @@ class ImageOperationWorkflow:
             self._set_phase(
                 OperationPhase.SETTLING, f"charging {len(delivered)} delivered result(s)"
             )
-            settlement = await workflow.execute_activity_method(
+            settlement = await workflow.execute_local_activity_method(
                 UsageActivities.settle_operation,
                 SettleRequest(
                     operation_id=request.operation_id,
@@ -115,13 +116,14 @@ class ImageOperationWorkflow:
                     units_charged=len(delivered),
                     unit_price_usd=prepared.unit_price_usd,
                     predictions=[v.prediction_ids[-1] for v in delivered],
+                    delivered_blobs=[o.blob.sha256 for v in delivered for o in v.outputs if o.blob],
                     undelivered_predictions=self._undelivered,
                     failed_predictions=self._failed_predictions,
                     model_id=request.model_id,
                     operation=request.operation,
                 ),
                 summary=f"settle: charge {len(delivered)} x ${prepared.unit_price_usd}",
-                **policies.LEDGER,
+                **policies.LEDGER_LOCAL,
             )
         except BaseException as exc:
             await self._release(prepared, exc)
@@ -147,11 +149,11 @@ class ImageOperationWorkflow:
 
     async def _reserve(self, request: OperationRequest) -> PreparedOperation:
         try:
-            prepared = await workflow.execute_activity_method(
+            prepared = await workflow.execute_local_activity_method(
                 PreflightActivities.reserve_operation,
                 request,
                 summary=f"pre-flight: validate and reserve for {request.user_id}",
-                **policies.LEDGER,
+                **policies.LEDGER_LOCAL,
             )
         except ActivityError as err:
             cause = err.cause
@@ -246,24 +248,17 @@ class ImageOperationWorkflow:
                     self._detail = f"{reason}; submitting a fresh prediction"
                     continue
                 return self._variation_failed(index, predictions, reason, provider_code)
-            self._set_phase(OperationPhase.STORING, f"storing outputs of {outcome.prediction_id}")
             try:
-                stored = await workflow.execute_activity_method(
-                    StoreActivities.store_outputs,
-                    StoreRequest(
-                        prediction_id=outcome.prediction_id,
-                        user_id=request.user_id,
-                        outputs=outcome.outputs,
-                        output_kind=prepared.output_kind,
-                        expected_format=prepared.output_format,
-                    ),
-                    summary=f"store {len(outcome.outputs)} output(s) of {outcome.prediction_id}",
-                    **policies.STORE,
-                )
+                stored = await self._stored_outputs(prepared, outcome)
             except ActivityError as err:
                 self._undelivered.append(outcome.prediction_id)
                 return self._variation_failed(
                     index, predictions, f"storing failed: {_reason(err)}", None
+                )
+            if stored is None:
+                self._undelivered.append(outcome.prediction_id)
+                return self._variation_failed(
+                    index, predictions, f"storing failed: {outcome.store_error}", None
                 )
             self._variations_done += 1
             return VariationResult(
@@ -287,6 +282,7 @@ class ImageOperationWorkflow:
                     submitted_at=submission.submitted_at,
                     poll=prepared.poll,
                     operation_id=prepared.request.operation_id,
+                    store=_store_request(prepared, prediction_id, []),
                 ),
                 summary=f"wait for prediction {prediction_id}",
                 **policies.wait_options(
@@ -311,6 +307,23 @@ class ImageOperationWorkflow:
             await polling
         return self._webhooks[prediction_id]
 
+    async def _stored_outputs(
+        self, prepared: PreparedOperation, outcome: PredictionOutcome
+    ) -> list[StoredOutput] | None:
+        """The outputs in our blob store: stored by the wait itself, or now (after a webhook).
+
+        None when they cannot be kept (expired, not the promised kind).
+        """
+        if outcome.stored is not None or outcome.store_error is not None:
+            return outcome.stored
+        self._set_phase(OperationPhase.STORING, f"storing outputs of {outcome.prediction_id}")
+        return await workflow.execute_activity_method(
+            StoreActivities.store_outputs,
+            _store_request(prepared, outcome.prediction_id, outcome.outputs),
+            summary=f"store {len(outcome.outputs)} output(s) of {outcome.prediction_id}",
+            **policies.STORE,
+        )
+
     async def _release(self, prepared: PreparedOperation, exc: BaseException) -> None:
         cancelled = (
             isinstance(exc, asyncio.CancelledError) or workflow.cancellation_reason() is not None
@@ -322,7 +335,7 @@ class ImageOperationWorkflow:
             OperationPhase.CANCELLED if cancelled else OperationPhase.FAILED,
             f"{reason}; reservation released, nothing charged",
         )
-        await workflow.execute_activity_method(
+        await workflow.execute_local_activity_method(
             UsageActivities.release_reservation,
             ReleaseRequest(
                 operation_id=prepared.request.operation_id,
@@ -333,7 +346,7 @@ class ImageOperationWorkflow:
                 model_id=prepared.request.model_id,
             ),
             summary="release the reservation",
-            **policies.LEDGER,
+            **policies.LEDGER_LOCAL,
         )
         self._upsert_status("cancelled" if cancelled else "failed")
 
@@ -370,6 +383,18 @@ class ImageOperationWorkflow:
 
     def _upsert_status(self, status: str) -> None:
         workflow.upsert_search_attributes([STUDIO_STATUS.value_set(status)])
+
+
+def _store_request(
+    prepared: PreparedOperation, prediction_id: str, outputs: list[Any]
+) -> StoreRequest:
+    return StoreRequest(
+        prediction_id=prediction_id,
+        user_id=prepared.request.user_id,
+        outputs=outputs,
+        output_kind=prepared.output_kind,
+        expected_format=prepared.output_format,
+    )
 
 
 def _variation_body(inputs: dict[str, Any], index: int, vary_seed: bool) -> dict[str, Any]:

@@ -23,6 +23,14 @@ LEDGER = {
 }
 """Reserve/settle/release: keep trying (a database restart must not lose a settlement)."""
 
+LEDGER_LOCAL = {
+    "start_to_close_timeout": timedelta(seconds=30),
+    "retry_policy": LEDGER["retry_policy"],
+}
+"""The same, run as local activities: quick database writes on the worker that runs the
+workflow, without a round trip through the server. They are idempotent, so the re-run a worker
+crash causes is harmless."""
+
 UPLOAD = {
     "start_to_close_timeout": timedelta(minutes=5),
     "heartbeat_timeout": timedelta(minutes=2),

@@ -63,9 +63,18 @@ class WaveSpeedClient:
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=50),
             transport=transport,
         )
+        # Output CDN and upload storage are not the API: no Authorization header may go there.
+        # One pooled client for them (building an SSL context per download costs real CPU).
+        self._public = httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=50),
+            follow_redirects=True,
+            transport=transport,
+        )
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        await self._public.aclose()
 
     async def __aenter__(self) -> WaveSpeedClient:
         return self
@@ -160,11 +169,9 @@ class WaveSpeedClient:
         if ticket.upload is None or ticket.upload.method.upper() != "PUT" or not ticket.upload.url:
             raise WaveSpeedError("invalid upload instruction from WaveSpeed")
         try:
-            # The PUT target is storage, not the API: no Authorization header goes there.
-            async with httpx.AsyncClient(timeout=self._http.timeout) as storage:
-                put = await storage.put(
-                    ticket.upload.url, content=content, headers=ticket.upload.headers
-                )
+            put = await self._public.put(
+                ticket.upload.url, content=content, headers=ticket.upload.headers
+            )
         except httpx.TransportError as exc:
             raise TransientError(f"upload PUT failed ({type(exc).__name__})") from None
         if not put.is_success:
@@ -175,20 +182,18 @@ class WaveSpeedClient:
     async def download(self, url: str, *, timeout: float) -> AsyncIterator[httpx.Response]:
         """Stream an output file. Output URLs are public CDN links: no Authorization is sent."""
         try:
-            async with httpx.AsyncClient(timeout=timeout, follow_redirects=True) as cdn:
-                async with cdn.stream("GET", url) as response:
-                    if response.status_code == 404:
-                        raise PredictionNotFoundError(
-                            f"output {url} is gone (404); WaveSpeed keeps outputs 7 days",
-                            status=404,
-                        )
-                    if not response.is_success:
-                        _raise_for_status(
-                            response.status_code,
-                            f"download answered HTTP {response.status_code}",
-                            response,
-                        )
-                    yield response
+            async with self._public.stream("GET", url, timeout=timeout) as response:
+                if response.status_code == 404:
+                    raise PredictionNotFoundError(
+                        f"output {url} is gone (404); WaveSpeed keeps outputs 7 days", status=404
+                    )
+                if not response.is_success:
+                    _raise_for_status(
+                        response.status_code,
+                        f"download answered HTTP {response.status_code}",
+                        response,
+                    )
+                yield response
         except httpx.TransportError as exc:
             raise TransientError(f"download of {url} failed ({type(exc).__name__})") from None
 

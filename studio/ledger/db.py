@@ -9,6 +9,7 @@ from row locks taken by conditional ``UPDATE``s.
 from __future__ import annotations
 
 import functools
+import threading
 from pathlib import Path
 
 from alembic import command
@@ -53,9 +54,27 @@ def _make_sqlite_transactional(engine: Engine) -> None:
         cursor.execute("PRAGMA busy_timeout=60000")
         cursor.close()
 
+    # SQLite has one writer at a time and makes the others sleep and retry with growing back-off,
+    # which leaves the lock idle under load. Within a process, queue writers on a plain lock
+    # instead; across processes, BEGIN IMMEDIATE and busy_timeout still do the job.
+    writer = threading.Lock()
+
     @event.listens_for(engine, "begin")
     def _on_begin(connection):  # type: ignore[no-untyped-def]
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        writer.acquire()
+        connection.info["studio_writer"] = True
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            _release(connection)
+            raise
+
+    def _release(connection) -> None:  # type: ignore[no-untyped-def]
+        if connection.info.pop("studio_writer", False):
+            writer.release()
+
+    event.listen(engine, "commit", _release)
+    event.listen(engine, "rollback", _release)
 
 
 def alembic_config(url: str) -> Config:

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from studio.errors import QuotaExceededError
 from studio.ledger.schema import (
     Account,
+    BlobOwner,
     Plan,
     PlanLimit,
     Reservation,
@@ -496,12 +497,18 @@ class Ledger:
         operation_id: str,
         units_charged: int,
         delivered_predictions: Iterable[str] = (),
+        delivered_blobs: Iterable[str] = (),
         now: datetime | None = None,
     ) -> SettlementInfo:
-        """Charge the delivered units once and release the rest of the hold."""
+        """Charge the delivered units once, release the rest of the hold, and give the user
+        their files (all in one transaction: paid for means readable)."""
         now = now or utcnow()
         with Session(self.engine) as s, s.begin():
             row = _locked_reservation(s, operation_id)
+            for sha in set(delivered_blobs):
+                _insert_ignore(
+                    s, BlobOwner, {"sha256": sha, "user_id": row.user_id, "created_at": now}
+                )
             if row.state != "held":
                 return SettlementInfo(
                     operation_id,

@@ -47,7 +47,11 @@ class SubmissionBook:
         body: dict[str, Any],
         now: datetime | None = None,
     ) -> SubmissionState:
-        """Record the intent to submit (first attempt) and count the attempt; return what is known."""
+        """Count the attempt and return what was known before it.
+
+        If nothing was outstanding (``clear``), the intent is recorded in the same transaction:
+        from here until an answer arrives, the outcome of the POST is unknown.
+        """
         now = now or utcnow()
         body_json = json.dumps(body, sort_keys=True, separators=(",", ":"))
         with Session(self.engine) as s, s.begin():
@@ -74,7 +78,11 @@ class SubmissionBook:
             )
             assert rec is not None
             rec.attempts += 1
-            return _submission_state(rec)
+            before = _submission_state(rec)
+            if rec.state == "clear":
+                rec.state = "intent"
+                rec.intent_at = now
+            return before
 
     def mark_submit_intent(self, submission_id: str, now: datetime | None = None) -> None:
         """Just before the POST: from here until an answer, the outcome is unknown."""

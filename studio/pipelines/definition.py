@@ -171,10 +171,13 @@ def _field_error(data: Any, error: Any) -> FieldError:
             path.append(str(part))
     message = error["msg"]
     allowed = None
+    if error["type"] == "extra_forbidden":
+        message = f"unknown field {str(path.pop()) if path else ''!r}"
+        allowed = "see docs/pipeline.schema.json"
     if error["type"] == "literal_error":
         allowed = "one of " + ", ".join([o.value for o in Operation] + list(LOCAL_OPERATIONS))
         message = f"unknown operation {error.get('input')!r}"
-    return FieldError(".".join(path), message, allowed)
+    return FieldError(".".join(path) or "definition", message, allowed)
 
 
 def json_schema() -> dict[str, Any]:
