@@ -8,13 +8,14 @@ process: workflows and their history only ever see blob references and predictio
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from temporalio.client import Client
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.maintenance import MaintenanceActivities
@@ -70,6 +71,16 @@ def activities_for(resources: StudioResources) -> list:
     ]
 
 
+def workflow_runner(sandboxed: bool) -> WorkflowRunner:
+    if not sandboxed:
+        return UnsandboxedWorkflowRunner()
+    # Our modules and their dependencies are deterministic at import; passing them through means a
+    # new run does not re-import them in its sandbox.
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
+    )
+
+
 def build_worker(
     client: Client,
     resources: StudioResources,
@@ -83,15 +94,7 @@ def build_worker(
     """
     settings = resources.settings
     max_concurrent_activities = settings.worker_max_activities
-    runner = (
-        SandboxedWorkflowRunner(
-            # Our modules and their dependencies are deterministic at import; passing them through
-            # means a new run does not re-import them in its sandbox.
-            restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
-        )
-        if settings.worker_sandbox
-        else UnsandboxedWorkflowRunner()
-    )
+    runner = workflow_runner(settings.worker_sandbox)
     return Worker(
         client,
         task_queue=task_queue or resources.settings.task_queue,
@@ -103,7 +106,26 @@ def build_worker(
         max_concurrent_activities=max_concurrent_activities,
         max_concurrent_workflow_tasks=settings.worker_max_workflow_tasks,
         graceful_shutdown_timeout=timedelta(seconds=10),
+        sticky_queue_schedule_to_start_timeout=timedelta(
+            seconds=settings.worker_sticky_timeout_seconds
+        ),
         workflow_runner=runner,
+    )
+
+
+def build_submit_worker(client: Client, resources: StudioResources) -> Worker | None:
+    """With ``STUDIO_SUBMIT_RATE_PER_SECOND``: paid submits get a queue of their own whose rate
+    the Temporal server enforces across all workers (WaveSpeed's per-tier limits)."""
+    settings = resources.settings
+    if not settings.submit_rate_per_second:
+        return None
+    return Worker(
+        client,
+        task_queue=settings.submit_task_queue,
+        activities=[SubmitActivities(resources).submit_prediction],
+        max_task_queue_activities_per_second=settings.submit_rate_per_second,
+        max_concurrent_activities=50,
+        graceful_shutdown_timeout=timedelta(seconds=10),
     )
 
 
@@ -118,7 +140,11 @@ async def run_worker(settings: StudioSettings, stop: asyncio.Event) -> None:
             threshold=settings.drift_threshold_usd,
         )
     try:
-        async with build_worker(client, resources):
+        async with contextlib.AsyncExitStack() as workers:
+            await workers.enter_async_context(build_worker(client, resources))
+            submit_worker = build_submit_worker(client, resources)
+            if submit_worker is not None:
+                await workers.enter_async_context(submit_worker)
             logging.getLogger("studio.worker").info(
                 "worker on %s, task queue %s, provider %s",
                 settings.temporal_address,

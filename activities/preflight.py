@@ -91,8 +91,12 @@ class PreflightActivities:
                 else None,
             ),
             deterministic=spec.deterministic,
+            takes_seed=spec.field("seed") is not None,
             attempt_timeout_seconds=self._r.settings.activity_start_to_close_seconds,
             provider_resubmits=self._r.settings.provider_resubmits,
+            submit_task_queue=self._r.settings.submit_task_queue
+            if self._r.settings.submit_rate_per_second
+            else None,
         )
 
     def _blob_present(self, ref: BlobRef) -> bool:

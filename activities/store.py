@@ -15,6 +15,7 @@ from temporalio.exceptions import ApplicationError
 from activities.failures import FailureType, from_provider_error
 from activities.resources import StudioResources
 from providers.wavespeed.errors import PredictionNotFoundError, WaveSpeedError
+from studio.chaos import crash_point
 from studio.contracts import OutputKind, StoredOutput, StoreRequest
 from studio.media import MediaError
 
@@ -46,6 +47,7 @@ class OutputStorer:
         stored: list[StoredOutput] = []
         for index, output in enumerate(request.outputs):
             stored.append(await self._store_one(request, index, output))
+            crash_point("while_storing", f"{request.prediction_id}/{index}")
             if activity.in_activity():
                 activity.heartbeat(index + 1)
         return stored

@@ -26,6 +26,7 @@ from providers.wavespeed.errors import (
     WaveSpeedError,
 )
 from providers.wavespeed.wire import Prediction
+from studio.chaos import crash_point
 from studio.contracts import Submission, SubmitRequest
 from studio.ledger.submissions import SubmissionState
 
@@ -55,6 +56,7 @@ class SubmitActivities:
             if found is not None:
                 return found
             await asyncio.to_thread(ledger.mark_submit_intent, request.submission_id)
+        crash_point("before_submit", request.submission_id)
         try:
             prediction = await self._r.provider.submit(
                 request.model_path, request.body, webhook_url=self._webhook_url(request)
@@ -75,6 +77,7 @@ class SubmitActivities:
                 await asyncio.to_thread(ledger.mark_submit_clear, request.submission_id)
             raise from_provider_error(exc) from None
 
+        crash_point("after_submit", request.submission_id)  # created at WaveSpeed, not yet recorded
         if not await asyncio.to_thread(
             ledger.accept_submission, request.submission_id, prediction.id
         ):

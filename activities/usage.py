@@ -8,6 +8,7 @@ from __future__ import annotations
 from temporalio import activity
 
 from activities.resources import StudioResources
+from studio.chaos import crash_point
 from studio.contracts import ReleaseRequest, Settlement, SettleRequest
 
 
@@ -17,12 +18,14 @@ class UsageActivities:
 
     @activity.defn(name="settle_operation")
     def settle_operation(self, request: SettleRequest) -> Settlement:
+        crash_point("before_settle", request.operation_id)
         info = self._r.ledger.settle(
             operation_id=request.operation_id,
             units_charged=request.units_charged,
             delivered_predictions=request.predictions,
             delivered_blobs=request.delivered_blobs,
         )
+        crash_point("after_settle", request.operation_id)  # charged, not yet reported
         self._record_provider_costs(
             request.operation_id,
             request.model_id,

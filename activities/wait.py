@@ -19,6 +19,7 @@ from activities.resources import StudioResources
 from activities.store import OutputStorer
 from providers.catalogue import ModelSpec
 from providers.wavespeed.errors import WaveSpeedError
+from studio.chaos import crash_point
 from studio.contracts import (
     TERMINAL_STATUSES,
     OutputKind,
@@ -111,6 +112,7 @@ class WaitActivities:
             if status is PredictionStatus.COMPLETED and request.store is not None:
                 return await self._store_on_sight(request.store, outcome)
             return outcome
+        crash_point("while_waiting", request.prediction_id)
         raise ApplicationError(
             f"prediction {request.prediction_id} is {status.value} after {elapsed:.0f} s "
             f"(poll {attempt}); next poll in {delay:.1f} s",

@@ -4,17 +4,14 @@
 - ``sdk_operation``: the official ``wavespeed`` SDK's blocking ``run()`` (1 s polls, no download).
 - ``synchronous_operation``: the seed system's design, one blocked thread per request
   (submit, poll every second, download), run in a 40-thread pool.
-- ``OneActivityWorkflow``: the smallest durable unit, the yardstick for orchestration overhead.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from datetime import timedelta
 
 import httpx
-from temporalio import activity, workflow
 
 from providers.wavespeed.client import WaveSpeedClient
 
@@ -25,6 +22,9 @@ async def direct_operation(
     client: WaveSpeedClient, prompt: str, poll_interval: float = 0.25
 ) -> str:
     prediction = await client.submit(MODEL_PATH, {"prompt": prompt, "size": "256*256"})
+    prediction = await client.get_prediction(
+        prediction.id
+    )  # first look right away, like the engine
     while prediction.status not in ("completed", "failed"):
         await _sleep(poll_interval)
         prediction = await client.get_prediction(prediction.id)
@@ -39,7 +39,12 @@ def sdk_operation(base_url: str, api_key: str, prompt: str) -> list:
     import wavespeed
 
     sdk = wavespeed.Client(api_key=api_key, base_url=base_url)
-    return sdk.run(MODEL_PATH, {"prompt": prompt, "size": "256*256"}, poll_interval=1.0)["outputs"]
+    outputs = sdk.run(MODEL_PATH, {"prompt": prompt, "size": "256*256"}, poll_interval=1.0)[
+        "outputs"
+    ]
+    if not outputs:
+        raise RuntimeError("the SDK returned no outputs")
+    return outputs
 
 
 def synchronous_operation(base_url: str, api_key: str, prompt: str) -> str:
@@ -59,17 +64,3 @@ async def _sleep(seconds: float) -> None:
     import asyncio
 
     await asyncio.sleep(seconds)
-
-
-@activity.defn(name="bench_noop")
-async def bench_noop(value: str) -> str:
-    return value
-
-
-@workflow.defn(name="BenchOneActivity")
-class OneActivityWorkflow:
-    @workflow.run
-    async def run(self, value: str) -> str:
-        return await workflow.execute_activity(
-            bench_noop, value, start_to_close_timeout=timedelta(seconds=10)
-        )

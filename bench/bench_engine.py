@@ -39,12 +39,11 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.baselines import (  # noqa: E402
-    OneActivityWorkflow,
-    bench_noop,
     direct_operation,
     sdk_operation,
     synchronous_operation,
 )
+from bench.one_activity import OneActivityWorkflow, bench_noop  # noqa: E402
 from providers.wavespeed.client import WaveSpeedClient  # noqa: E402
 from studio.api import Studio  # noqa: E402
 from studio.ledger.db import shared_engine  # noqa: E402

@@ -106,6 +106,10 @@ class PreparedOperation(Frozen):
     """Limit on one submit/poll attempt; a crashed worker's attempt is retried after it."""
     provider_resubmits: int = 1
     """Fresh predictions allowed after WaveSpeed fails one with a retryable 5xxx code."""
+    submit_task_queue: str | None = None
+    """The rate-limited queue for paid submits, when one is configured."""
+    takes_seed: bool = False
+    """The model has a ``seed`` input (variations then get distinct seeds)."""
 
 
 class UploadedInputs(Frozen):

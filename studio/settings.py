@@ -95,6 +95,12 @@ class StudioSettings(BaseSettings):
     """Concurrent workflow tasks per worker; more makes the sandbox fight for the GIL on small machines."""
     worker_max_activities: int = 200
     """Concurrent activities per worker (mostly waiting on HTTP)."""
+    submit_rate_per_second: float | None = None
+    """Cap on paid submits per second across all workers (a server-side task queue rate limit),
+    e.g. 0.033 for WaveSpeed's Bronze tier (2 images/min). Unset: no cap."""
+    worker_sticky_timeout_seconds: float = 10.0
+    """How long a run's next workflow task waits for the worker that has it cached before any
+    worker may take it (a crashed worker's runs resume after this)."""
     worker_sandbox: bool = True
     """Run workflows in Temporal's determinism sandbox (off: faster, fewer safety checks)."""
 
@@ -122,6 +128,11 @@ class StudioSettings(BaseSettings):
         if self.reconcile_grace_seconds is None:
             object.__setattr__(self, "reconcile_grace_seconds", self.submit_timeout_seconds + 5)
         return self
+
+    @property
+    def submit_task_queue(self) -> str:
+        """Where paid submits run: a queue of their own when they are rate limited."""
+        return f"{self.task_queue}-submit" if self.submit_rate_per_second else self.task_queue
 
     @property
     def uses_emulator(self) -> bool:

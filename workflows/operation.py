@@ -65,6 +65,7 @@ class ImageOperationWorkflow:
         self._failed_predictions: list[str] = []
         self._in_flight: set[str] = set()
         self._webhooks: dict[str, PredictionOutcome] = {}
+        self._submit_lock = asyncio.Lock()
 
     @workflow.signal
     def prediction_finished(self, outcome: PredictionOutcome) -> None:
@@ -189,24 +190,26 @@ class ImageOperationWorkflow:
     ) -> VariationResult:
         """Submit, wait and store one variation; a failure is reported, not raised."""
         request = prepared.request
-        body = _variation_body(inputs, index, request.vary_seed)
+        body = _variation_body(inputs, index, request.vary_seed, prepared.takes_seed)
         attempt_timeout = timedelta(seconds=prepared.attempt_timeout_seconds)
         predictions: list[str] = []
         provider_code: int | None = None
         for attempt in range(prepared.provider_resubmits + 1):
             try:
-                submission: Submission = await workflow.execute_activity_method(
-                    SubmitActivities.submit_prediction,
-                    SubmitRequest(
-                        submission_id=f"{request.operation_id}/v{index}/a{attempt}",
-                        operation_id=request.operation_id,
-                        user_id=request.user_id,
-                        model_path=prepared.model_path,
-                        body=body,
-                    ),
-                    summary=f"submit to {prepared.model_path} (variation {index + 1})",
-                    **policies.submit_options(attempt_timeout),
-                )
+                async with self._submit_slot(prepared):
+                    submission: Submission = await workflow.execute_activity_method(
+                        SubmitActivities.submit_prediction,
+                        SubmitRequest(
+                            submission_id=f"{request.operation_id}/v{index}/a{attempt}",
+                            operation_id=request.operation_id,
+                            user_id=request.user_id,
+                            model_path=prepared.model_path,
+                            body=body,
+                        ),
+                        summary=f"submit to {prepared.model_path} (variation {index + 1})",
+                        task_queue=prepared.submit_task_queue,
+                        **policies.submit_options(attempt_timeout),
+                    )
             except ActivityError as err:
                 return self._variation_failed(
                     index, predictions, f"submit failed: {_reason(err)}", None
@@ -268,6 +271,15 @@ class ImageOperationWorkflow:
                 outputs=stored,
             )
         return self._variation_failed(index, predictions, "no attempt left", provider_code)
+
+    def _submit_slot(
+        self, prepared: PreparedOperation
+    ) -> contextlib.AbstractAsyncContextManager[Any]:
+        """Variations of a model without a seed have identical bodies: submit them one after the
+        other, so an ambiguous submit can only ever match its own prediction."""
+        if prepared.takes_seed or prepared.quantity == 1:
+            return contextlib.nullcontext()
+        return self._submit_lock
 
     async def _wait(
         self, prepared: PreparedOperation, submission: Submission, attempt_timeout: timedelta
@@ -397,12 +409,18 @@ def _store_request(
     )
 
 
-def _variation_body(inputs: dict[str, Any], index: int, vary_seed: bool) -> dict[str, Any]:
-    """Variation i of a fixed seed uses seed + i (the seed system's rule); random seeds stay random."""
+def _variation_body(
+    inputs: dict[str, Any], index: int, vary_seed: bool, takes_seed: bool
+) -> dict[str, Any]:
+    """Variation i of a fixed seed uses seed + i (the seed system's rule). Without a seed, each
+    variation gets its own random one (drawn deterministically by the workflow): identical
+    bodies would make an ambiguous submit's reconciliation unable to tell whose prediction it is."""
     body = dict(inputs)
     seed = body.get("seed")
     if vary_seed and index and isinstance(seed, int) and seed >= 0:
         body["seed"] = seed + index
+    elif takes_seed and (not isinstance(seed, int) or seed < 0):
+        body["seed"] = workflow.random().randint(0, 2**31 - 1)
     return body
 
 
