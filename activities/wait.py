@@ -9,6 +9,7 @@ the server simply hands the next attempt to another worker.
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 
 from temporalio import activity
@@ -19,6 +20,7 @@ from activities.resources import StudioResources
 from activities.store import OutputStorer
 from providers.catalogue import ModelSpec
 from providers.wavespeed.errors import WaveSpeedError
+from providers.wavespeed.wire import Prediction
 from studio.chaos import crash_point
 from studio.contracts import (
     TERMINAL_STATUSES,
@@ -72,6 +74,30 @@ def next_poll_delay(policy: PollPolicy, elapsed_seconds: float) -> float:
     return min(policy.max_interval_seconds, interval)
 
 
+def final_outcome(prediction: Prediction, *, polls: int = 0) -> PredictionOutcome | None:
+    """The outcome of a prediction in a terminal state; None while it runs (or an unknown status,
+    which is treated as still running: a new status must not end a paid job early)."""
+    try:
+        status = PredictionStatus(prediction.status)
+    except ValueError:
+        logging.getLogger(__name__).warning(
+            "prediction %s has unknown status %r", prediction.id, prediction.status
+        )
+        return None
+    if status not in TERMINAL_STATUSES:
+        return None
+    return PredictionOutcome(
+        prediction_id=prediction.id,
+        status=status,
+        outputs=prediction.outputs,
+        error=prediction.error or "",
+        code=prediction.code,
+        inference_ms=prediction.inference_ms,
+        has_nsfw_contents=list(prediction.has_nsfw_contents or []),
+        polls=polls,
+    )
+
+
 class WaitActivities:
     def __init__(self, resources: StudioResources) -> None:
         self._provider = resources.provider
@@ -89,32 +115,14 @@ class WaitActivities:
             raise from_provider_error(
                 exc, default_delay=min(delay, TRANSIENT_RETRY_SECONDS)
             ) from None
-        try:
-            status = PredictionStatus(prediction.status)
-        except ValueError:
-            activity.logger.warning(
-                "prediction %s has unknown status %r; treating it as still running",
-                request.prediction_id,
-                prediction.status,
-            )
-            status = PredictionStatus.PROCESSING
-        if status in TERMINAL_STATUSES:
-            outcome = PredictionOutcome(
-                prediction_id=prediction.id,
-                status=status,
-                outputs=prediction.outputs,
-                error=prediction.error or "",
-                code=prediction.code,
-                inference_ms=prediction.inference_ms,
-                has_nsfw_contents=list(prediction.has_nsfw_contents or []),
-                polls=attempt,
-            )
-            if status is PredictionStatus.COMPLETED and request.store is not None:
+        outcome = final_outcome(prediction, polls=attempt)
+        if outcome is not None:
+            if outcome.status is PredictionStatus.COMPLETED and request.store is not None:
                 return await self._store_on_sight(request.store, outcome)
             return outcome
         crash_point("while_waiting", request.prediction_id)
         raise ApplicationError(
-            f"prediction {request.prediction_id} is {status.value} after {elapsed:.0f} s "
+            f"prediction {request.prediction_id} is {prediction.status} after {elapsed:.0f} s "
             f"(poll {attempt}); next poll in {delay:.1f} s",
             type=FailureType.PREDICTION_PENDING,
             category=ApplicationErrorCategory.BENIGN,

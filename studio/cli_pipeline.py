@@ -28,7 +28,7 @@ from studio.cli_common import guard as _guard
 from studio.cli_common import maybe_stack as _maybe_stack
 from studio.errors import StudioError
 from studio.pipelines.client import PipelineHandle, PipelineQuote
-from studio.pipelines.contracts import PipelineProgress, PipelineResult, StepState
+from studio.pipelines.contracts import FINISHED_STATES, PipelineProgress, PipelineResult
 from studio.pipelines.definition import write_json_schema
 from studio.settings import StudioSettings, get_settings
 
@@ -37,13 +37,6 @@ Embedded = Annotated[
     bool,
     typer.Option(help="Start the embedded stack (dev server, emulator, worker) for this command."),
 ]
-FINISHED = {
-    StepState.SUCCEEDED,
-    StepState.REUSED,
-    StepState.FAILED,
-    StepState.CANCELLED,
-    StepState.SKIPPED,
-}
 
 
 def run(
@@ -179,7 +172,7 @@ def _update_bars(progress: Progress, bars: dict[str, TaskID], state: PipelinePro
         description = f"{step.name:<12} {step.state.value:<10} ${step.cost_usd}"
         if step.name not in bars:
             bars[step.name] = progress.add_task(description, total=max(step.runs, 1))
-        done = step.runs if step.state in FINISHED else step.runs_done
+        done = step.runs if step.state in FINISHED_STATES else step.runs_done
         progress.update(
             bars[step.name], description=description, total=max(step.runs, 1), completed=done
         )

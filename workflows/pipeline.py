@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.pipeline import PipelineActivities
     from studio.contracts import OperationResult, StoredOutput
     from studio.pipelines.contracts import (
+        FINISHED_STATES,
         CropRequest,
         PipelineProgress,
         PipelineReservation,
@@ -44,13 +45,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import policies
     from workflows.operation import PREFLIGHT_REFUSALS, ImageOperationWorkflow, _reason
 
-FINISHED = {
-    StepState.SUCCEEDED,
-    StepState.REUSED,
-    StepState.FAILED,
-    StepState.CANCELLED,
-    StepState.SKIPPED,
-}
+
 LOCAL_STEP = {
     "start_to_close_timeout": timedelta(minutes=5),
     "retry_policy": policies.LEDGER["retry_policy"],
@@ -165,7 +160,7 @@ class ImagePipelineWorkflow:
 
     async def _run_step(self, layout: StepLayout, reservation: PipelineReservation) -> None:
         await workflow.wait_condition(
-            lambda: all(self._steps[d].state in FINISHED for d in layout.depends_on)
+            lambda: all(self._steps[d].state in FINISHED_STATES for d in layout.depends_on)
         )
         if any(
             self._steps[d].state not in (StepState.SUCCEEDED, StepState.REUSED)

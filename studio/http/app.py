@@ -23,13 +23,13 @@ from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.wait import final_outcome
 from providers.catalogue import ImageRole, Operation, export_model_list
 from providers.wavespeed.client import WaveSpeedClient
 from providers.wavespeed.errors import WaveSpeedError
 from providers.wavespeed.wire import Prediction
 from studio.api import Studio
 from studio.blobs import BlobNotFoundError
-from studio.contracts import PredictionOutcome, PredictionStatus
 from studio.create_studio import load_create_studio
 from studio.errors import (
     FieldError,
@@ -343,7 +343,7 @@ def _install_routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every
             raise HTTPException(401, f"webhook refused: {exc}") from None
         try:
             prediction = Prediction.model_validate(json.loads(body))
-            outcome = _outcome(prediction)
+            outcome = final_outcome(prediction)
         except ValueError:
             raise HTTPException(422, "the webhook body is not a WaveSpeed prediction") from None
         if outcome is None:
@@ -497,24 +497,6 @@ async def _events(
                 yield f"event: error\ndata: {(error or ErrorBody(error=status, message=status)).model_dump_json()}\n\n"
             return
         await asyncio.sleep(SSE_INTERVAL_SECONDS)
-
-
-def _outcome(prediction: Prediction) -> PredictionOutcome | None:
-    try:
-        status = PredictionStatus(prediction.status)
-    except ValueError:
-        return None
-    if status in (PredictionStatus.CREATED, PredictionStatus.PROCESSING):
-        return None
-    return PredictionOutcome(
-        prediction_id=prediction.id,
-        status=status,
-        outputs=prediction.outputs,
-        error=prediction.error or "",
-        code=prediction.code,
-        inference_ms=prediction.inference_ms,
-        has_nsfw_contents=list(prediction.has_nsfw_contents or []),
-    )
 
 
 def _error_body(exc: Exception) -> ErrorBody:

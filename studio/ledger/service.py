@@ -217,27 +217,21 @@ class Ledger:
                 return _reservation_info(existing)
             account, plan, period = self._plan_period(s, user_id, now)
             self._hold(s, account, plan, period, {category: (units, amount)}, operation)
-            row = Reservation(
-                id=reservation_id,
-                operation_id=operation_id,
-                user_id=user_id,
-                period=period,
-                category=category,
-                units=units,
-                unit_price_micros=to_micros(unit_price),
-                amount_micros=amount,
-                state="held",
-                model_id=model_id,
-                workflow_id=workflow_id,
-                charged_micros=0,
-                created_at=now,
-                expires_at=now + ttl,
-            )
-            s.add(row)
-            s.add(
-                _event(
-                    f"reserve:{operation_id}", "reserve", row, units=units, amount=amount, now=now
-                )
+            row = _open_hold(
+                s,
+                reservation_id,
+                operation_id,
+                user_id,
+                period,
+                category,
+                units,
+                to_micros(unit_price),
+                amount,
+                model_id,
+                workflow_id,
+                now,
+                now + ttl,
+                event="reserve",
             )
             s.flush()
             return _reservation_info(row)
@@ -269,32 +263,21 @@ class Ledger:
             self._hold(s, account, plan, period, micros, "pipeline")
             rows = []
             for category, (units, amount) in sorted(micros.items()):
-                row = Reservation(
-                    id=f"pipe:{pipeline_id}:{category}",
-                    operation_id=f"{pipeline_id}#{category}",
-                    user_id=user_id,
-                    period=period,
-                    category=category,
-                    units=units,
-                    unit_price_micros=0,
-                    amount_micros=amount,
-                    state="held",
-                    model_id=None,
-                    workflow_id=workflow_id,
-                    charged_micros=0,
-                    created_at=now,
-                    expires_at=now + ttl,
-                )
-                s.add(row)
-                s.add(
-                    _event(
-                        f"reserve:{row.operation_id}",
-                        "reserve",
-                        row,
-                        units=units,
-                        amount=amount,
-                        now=now,
-                    )
+                row = _open_hold(
+                    s,
+                    f"pipe:{pipeline_id}:{category}",
+                    f"{pipeline_id}#{category}",
+                    user_id,
+                    period,
+                    category,
+                    units,
+                    0,
+                    amount,
+                    None,
+                    workflow_id,
+                    now,
+                    now + ttl,
+                    event="reserve",
                 )
                 rows.append(row)
             s.flush()
@@ -354,33 +337,22 @@ class Ledger:
                 )
             parent = s.get(Reservation, parent_id, populate_existing=True)
             assert parent is not None
-            row = Reservation(
-                id=reservation_id,
-                operation_id=operation_id,
-                user_id=parent.user_id,
-                period=parent.period,
-                category=category,
-                units=units,
-                unit_price_micros=to_micros(unit_price),
-                amount_micros=amount,
-                state="held",
-                model_id=model_id,
-                workflow_id=workflow_id,
-                charged_micros=0,
-                created_at=now,
-                expires_at=parent.expires_at,
-            )
-            s.add(row)
-            s.add(
-                _event(
-                    f"draw:{operation_id}",
-                    "draw",
-                    row,
-                    units=units,
-                    amount=amount,
-                    now=now,
-                    note=f"from {parent_id}",
-                )
+            row = _open_hold(
+                s,
+                reservation_id,
+                operation_id,
+                parent.user_id,
+                parent.period,
+                category,
+                units,
+                to_micros(unit_price),
+                amount,
+                model_id,
+                workflow_id,
+                now,
+                parent.expires_at,
+                event="draw",
+                note=f"from {parent_id}",
             )
             s.flush()
             return _reservation_info(row)
@@ -398,21 +370,8 @@ class Ledger:
                 .with_for_update()
             )
             for row in rows:
-                self._move_counters(s, row, used_units=0, used_micros=0)
-                row.state = "released"
-                row.closed_at = now
                 released += row.amount_micros
-                s.add(
-                    _event(
-                        f"release:{row.operation_id}",
-                        "release",
-                        row,
-                        units=row.units,
-                        amount=row.amount_micros,
-                        now=now,
-                        note=reason[:500],
-                    )
-                )
+                self._close_hold(s, row, "release", reason, now)
         return from_micros(released)
 
     def record_cache_hit(
@@ -564,20 +523,7 @@ class Ledger:
                 return SettlementInfo(
                     operation_id, from_micros(row.charged_micros), Decimal("0.00"), True
                 )
-            self._move_counters(s, row, used_units=0, used_micros=0)
-            row.state = "released"
-            row.closed_at = now
-            s.add(
-                _event(
-                    f"release:{operation_id}",
-                    "release",
-                    row,
-                    units=row.units,
-                    amount=row.amount_micros,
-                    now=now,
-                    note=reason[:500],
-                )
-            )
+            self._close_hold(s, row, "release", reason, now)
             return SettlementInfo(
                 operation_id, Decimal("0.00"), from_micros(row.amount_micros), False
             )
@@ -607,20 +553,7 @@ class Ledger:
             )
             if row is None or row.state != "held":
                 return False
-            self._move_counters(s, row, used_units=0, used_micros=0)
-            row.state = "expired"
-            row.closed_at = now
-            s.add(
-                _event(
-                    f"expire:{operation_id}",
-                    "expire",
-                    row,
-                    units=row.units,
-                    amount=row.amount_micros,
-                    now=now,
-                    note=reason[:500],
-                )
-            )
+            self._close_hold(s, row, "expire", reason, now)
             return True
 
     def record_provider_cost(
@@ -668,6 +601,25 @@ class Ledger:
                 .values(provider_cost_micros=money.provider_cost_micros + micros)
             )
         return inserted
+
+    def _close_hold(
+        self, s: Session, row: Reservation, kind: str, reason: str, now: datetime
+    ) -> None:
+        """Give a whole hold back (``release`` or ``expire``) with its event."""
+        self._move_counters(s, row, used_units=0, used_micros=0)
+        row.state = "released" if kind == "release" else "expired"
+        row.closed_at = now
+        s.add(
+            _event(
+                f"{kind}:{row.operation_id}",
+                kind,
+                row,
+                units=row.units,
+                amount=row.amount_micros,
+                now=now,
+                note=reason[:500],
+            )
+        )
 
     def _move_counters(
         self, s: Session, row: Reservation, *, used_units: int, used_micros: int
@@ -892,6 +844,50 @@ def _locked_reservation(s: Session, operation_id: str) -> Reservation:
     )
     if row is None:
         raise LookupError(f"no reservation for operation {operation_id}")
+    return row
+
+
+def _open_hold(
+    s: Session,
+    reservation_id: str,
+    operation_id: str,
+    user_id: str,
+    period: str,
+    category: str,
+    units: int,
+    unit_price_micros: int,
+    amount: int,
+    model_id: str | None,
+    workflow_id: str | None,
+    now: datetime,
+    expires_at: datetime,
+    *,
+    event: str,
+    note: str | None = None,
+) -> Reservation:
+    """A new held reservation and its ``reserve``/``draw`` event (the counters move elsewhere)."""
+    row = Reservation(
+        id=reservation_id,
+        operation_id=operation_id,
+        user_id=user_id,
+        period=period,
+        category=category,
+        units=units,
+        unit_price_micros=unit_price_micros,
+        amount_micros=amount,
+        state="held",
+        model_id=model_id,
+        workflow_id=workflow_id,
+        charged_micros=0,
+        created_at=now,
+        expires_at=expires_at,
+    )
+    s.add(row)
+    s.add(
+        _event(
+            f"{event}:{operation_id}", event, row, units=units, amount=amount, now=now, note=note
+        )
+    )
     return row
 
 

@@ -91,6 +91,17 @@ class StepState(StrEnum):
     SKIPPED = "skipped"
 
 
+FINISHED_STATES = frozenset(
+    {
+        StepState.SUCCEEDED,
+        StepState.REUSED,
+        StepState.FAILED,
+        StepState.CANCELLED,
+        StepState.SKIPPED,
+    }
+)
+
+
 class StepProgress(Frozen):
     name: str
     operation: str
