@@ -228,23 +228,6 @@ def _install_routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every
             download_links=links,
         )
 
-    @app.get(
-        "/v1/operations/{run_id}/events",
-        tags=["operations"],
-        summary="Progress as server-sent events",
-    )
-    async def operation_events(run_id: RunId, ctx: Context, user: User) -> StreamingResponse:
-        await _owned(ctx, run_id, user, "ImageOperation")
-        return StreamingResponse(
-            _events(ctx, run_id, user, "ImageOperation"), media_type="text/event-stream"
-        )
-
-    @app.post("/v1/operations/{run_id}/cancel", tags=["operations"], status_code=202)
-    async def cancel_operation(run_id: RunId, ctx: Context, user: User) -> dict[str, str]:
-        handle = await _owned(ctx, run_id, user, "ImageOperation")
-        await handle.cancel()
-        return {"id": run_id, "status": "cancel requested"}
-
     @app.post("/v1/pipelines/quote", tags=["pipelines"])
     async def quote_pipeline(body: PipelineBody, ctx: Context, user: User) -> dict[str, Any]:
         if body.resume_of:
@@ -280,23 +263,6 @@ def _install_routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every
             id=run_id, status=status, progress=progress, result=result, error=error
         )
 
-    @app.get(
-        "/v1/pipelines/{run_id}/events",
-        tags=["pipelines"],
-        summary="Progress as server-sent events",
-    )
-    async def pipeline_events(run_id: RunId, ctx: Context, user: User) -> StreamingResponse:
-        await _owned(ctx, run_id, user, "ImagePipeline")
-        return StreamingResponse(
-            _events(ctx, run_id, user, "ImagePipeline"), media_type="text/event-stream"
-        )
-
-    @app.post("/v1/pipelines/{run_id}/cancel", tags=["pipelines"], status_code=202)
-    async def cancel_pipeline(run_id: RunId, ctx: Context, user: User) -> dict[str, str]:
-        handle = await _owned(ctx, run_id, user, "ImagePipeline")
-        await handle.cancel()
-        return {"id": run_id, "status": "cancel requested"}
-
     @app.post(
         "/v1/pipelines/{run_id}/resume", tags=["pipelines"], status_code=202, response_model=Started
     )
@@ -304,6 +270,9 @@ def _install_routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every
         await _owned(ctx, run_id, user, "ImagePipeline")
         handle = await ctx.studio.resume_pipeline(run_id)
         return _started(handle.pipeline_id, "pipelines", ctx)
+
+    for kind, workflow_type in (("operations", "ImageOperation"), ("pipelines", "ImagePipeline")):
+        _install_run_controls(app, kind, workflow_type)
 
     @app.get(
         "/v1/blobs/{sha256}",
@@ -362,6 +331,28 @@ def _install_routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every
                 raise
             return WebhookAck(accepted=False, detail="the run already finished")
         return WebhookAck(accepted=True, detail=f"delivered to {operation_id}")
+
+
+def _install_run_controls(app: FastAPI, kind: str, workflow_type: str) -> None:
+    """Server-sent progress and cancel, the same for operations and pipelines."""
+
+    @app.get(f"/v1/{kind}/{{run_id}}/events", tags=[kind], summary="Progress as server-sent events")
+    async def events(run_id: RunId, ctx: Context, user: User) -> StreamingResponse:
+        await _owned(ctx, run_id, user, workflow_type)
+        return StreamingResponse(
+            _events(ctx, run_id, user, workflow_type), media_type="text/event-stream"
+        )
+
+    @app.post(
+        f"/v1/{kind}/{{run_id}}/cancel",
+        tags=[kind],
+        status_code=202,
+        summary="Cancel; holds are released",
+    )
+    async def cancel(run_id: RunId, ctx: Context, user: User) -> dict[str, str]:
+        handle = await _owned(ctx, run_id, user, workflow_type)
+        await handle.cancel()
+        return {"id": run_id, "status": "cancel requested"}
 
 
 # ---------------------------------------------------------------------- helpers
