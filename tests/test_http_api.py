@@ -177,9 +177,18 @@ async def run_with_webhook_fault(
 
 
 async def test_a_valid_webhook_ends_the_wait_without_more_polls(
-    api_server: ApiServer, emulator: EmulatorServer, user_id: str
+    api_server: ApiServer, client: Client, emulator: EmulatorServer, user_id: str
 ) -> None:
     done, prediction, elapsed = await run_with_webhook_fault(api_server, emulator, user_id, None)
+    history = await client.get_workflow_handle(done["id"]).fetch_history()
+    scheduled = [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes")
+    ]
+    assert "store_outputs" not in scheduled, (
+        "the webhook receiver stored the outputs before signalling"
+    )
     assert done["status"] == "completed"
     assert prediction["webhook_url"] == f"{api_server.url}/webhooks/wavespeed"
     assert [d["status_code"] for d in prediction["webhook_deliveries"]] == [200]

@@ -11,18 +11,21 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import logging
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Path, Request
+from fastapi import BackgroundTasks, Depends, FastAPI, Header, HTTPException, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.resources import StudioResources
+from activities.store import OutputStorer
 from activities.wait import final_outcome
 from providers.catalogue import ImageRole, Operation, export_model_list
 from providers.wavespeed.client import WaveSpeedClient
@@ -30,6 +33,7 @@ from providers.wavespeed.errors import WaveSpeedError
 from providers.wavespeed.wire import Prediction
 from studio.api import Studio
 from studio.blobs import BlobNotFoundError
+from studio.contracts import PredictionOutcome, PredictionStatus, StoreRequest
 from studio.create_studio import load_create_studio
 from studio.errors import (
     FieldError,
@@ -76,6 +80,7 @@ class ApiContext:
     studio: Studio
     submissions: SubmissionBook
     webhook_secret: str | None
+    storer: OutputStorer
 
 
 def create_app(settings: StudioSettings | None = None, *, client: Client | None = None) -> FastAPI:
@@ -85,13 +90,16 @@ def create_app(settings: StudioSettings | None = None, *, client: Client | None 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         temporal = client or await connect(settings)
         engine = shared_engine(settings.ledger_url, settings.auto_migrate)
+        resources = StudioResources.from_settings(settings)  # for storing webhook outputs
         app.state.ctx = ApiContext(
             settings=settings,
             studio=Studio(temporal, settings),
             submissions=SubmissionBook(engine),
             webhook_secret=await _webhook_secret(settings),
+            storer=OutputStorer(resources),
         )
         yield
+        await resources.aclose()
 
     app = FastAPI(
         title="Image Studio Engine",
@@ -301,7 +309,9 @@ def _install_routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every
         response_model=WebhookAck,
         responses={401: {"model": ErrorBody}, 503: {"model": ErrorBody}},
     )
-    async def wavespeed_webhook(request: Request, ctx: Context) -> WebhookAck:
+    async def wavespeed_webhook(
+        request: Request, ctx: Context, background: BackgroundTasks
+    ) -> WebhookAck:
         """WaveSpeed calls this when a prediction ends; the signature is checked before anything."""
         if ctx.webhook_secret is None:
             raise HTTPException(503, "webhooks are not configured (no STUDIO_WEBHOOK_SECRET)")
@@ -317,20 +327,12 @@ def _install_routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every
             raise HTTPException(422, "the webhook body is not a WaveSpeed prediction") from None
         if outcome is None:
             return WebhookAck(accepted=False, detail=f"status {prediction.status} is not final")
-        operation_id = await asyncio.to_thread(
-            ctx.submissions.operation_for_prediction, prediction.id
-        )
-        if operation_id is None:
+        owner = await asyncio.to_thread(ctx.submissions.prediction_owner, prediction.id)
+        if owner is None:
             return WebhookAck(accepted=False, detail="not a prediction of ours")
-        try:
-            await ctx.studio.client.get_workflow_handle(operation_id).signal(  # type: ignore[union-attr]
-                ImageOperationWorkflow.prediction_finished, outcome
-            )
-        except RPCError as exc:
-            if exc.status != RPCStatusCode.NOT_FOUND:
-                raise
-            return WebhookAck(accepted=False, detail="the run already finished")
-        return WebhookAck(accepted=True, detail=f"delivered to {operation_id}")
+        # Answer WaveSpeed at once; store the outputs and wake the run afterwards.
+        background.add_task(_store_and_deliver, ctx, owner, prediction.model, outcome)
+        return WebhookAck(accepted=True, detail=f"delivering to {owner[0]}")
 
 
 def _install_run_controls(app: FastAPI, kind: str, workflow_type: str) -> None:
@@ -488,6 +490,36 @@ async def _events(
                 yield f"event: error\ndata: {(error or ErrorBody(error=status, message=status)).model_dump_json()}\n\n"
             return
         await asyncio.sleep(SSE_INTERVAL_SECONDS)
+
+
+async def _store_and_deliver(
+    ctx: ApiContext, owner: tuple[str, str], model_path: str, outcome: PredictionOutcome
+) -> None:
+    """Keep a completed prediction's outputs, then signal its run (which then skips its own store
+    step). If storing fails here, the run is signalled without them and stores them itself; if
+    this process dies, the run's fallback polling finishes it."""
+    operation_id, user_id = owner
+    spec = ctx.studio.catalogue.by_path(model_path)
+    if outcome.status is PredictionStatus.COMPLETED and spec is not None:
+        request = StoreRequest(
+            prediction_id=outcome.prediction_id,
+            user_id=user_id,
+            outputs=outcome.outputs,
+            output_kind=spec.output.kind,
+        )
+        try:
+            outcome = outcome.model_copy(update={"stored": await ctx.storer.store(request)})
+        except Exception:  # noqa: BLE001 - the run's own store step will report it properly
+            logging.getLogger(__name__).warning(
+                "webhook store of %s failed", outcome.prediction_id, exc_info=True
+            )
+    try:
+        await ctx.studio.client.get_workflow_handle(operation_id).signal(  # type: ignore[union-attr]
+            ImageOperationWorkflow.prediction_finished, outcome
+        )
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise  # the run's fallback polling still finishes it
 
 
 def _error_body(exc: Exception) -> ErrorBody:

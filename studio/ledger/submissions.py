@@ -158,14 +158,15 @@ class SubmissionBook:
             )
             return [_submission_state(r) for r in rows]
 
-    def operation_for_prediction(self, prediction_id: str) -> str | None:
-        """The operation (= workflow id) that owns a prediction: where a webhook is delivered."""
+    def prediction_owner(self, prediction_id: str) -> tuple[str, str] | None:
+        """(operation id = workflow id, user id) of a prediction: where a webhook is delivered."""
         with Session(self.engine) as s:
-            return s.scalar(
-                select(SubmissionRecord.operation_id).where(
+            row = s.execute(
+                select(SubmissionRecord.operation_id, SubmissionRecord.user_id).where(
                     SubmissionRecord.prediction_id == prediction_id
                 )
-            )
+            ).first()
+            return (row[0], row[1]) if row else None
 
 
 class UploadCache:
