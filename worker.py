@@ -11,13 +11,26 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from typing import Any
 
 from temporalio.client import Client
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
+from temporalio.worker import (
+    PollerBehavior,
+    PollerBehaviorAutoscaling,
+    PollerBehaviorSimpleMaximum,
+    ResourceBasedSlotConfig,
+    UnsandboxedWorkflowRunner,
+    Worker,
+    WorkerTuner,
+    WorkflowRunner,
+)
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.abandoned import AbandonedActivities
+from activities.inline import InlineActivities
 from activities.maintenance import MaintenanceActivities
 from activities.pipeline import PipelineActivities
 from activities.preflight import PreflightActivities
@@ -27,27 +40,44 @@ from activities.submit import SubmitActivities
 from activities.uploads import UploadActivities
 from activities.usage import UsageActivities
 from activities.wait import WaitActivities
+from activities.webhooks import WebhookActivities
+from config.settings import StudioSettings, get_settings
+from studio.logs import LogContextInterceptor, configure_logging
+from studio.metrics import Health, MetricsServer, sdk_metrics
 from studio.schedules import ensure_maintenance_schedule
-from studio.settings import StudioSettings, get_settings
-from studio.temporal import connect
+from studio.temporal import connect, connect_config, describe_target
+from studio.worker_health import watch
+from workflows.abandoned import AbandonedPredictionsWorkflow
 from workflows.maintenance import LedgerMaintenanceWorkflow
 from workflows.operation import ImageOperationWorkflow
 from workflows.pipeline import ImagePipelineWorkflow
+from workflows.webhooks import CallerWebhookWorkflow
 
 PASSTHROUGH = (
-    "studio",
+    "contracts",
+    "config",
     "providers",
+    "blobs",
+    "ledger",
+    "domain",
     "activities",
     "workflows",
+    "studio",
     "pydantic",
     "sqlalchemy",
     "httpx",
     "yaml",
 )
-WORKFLOWS = [ImageOperationWorkflow, ImagePipelineWorkflow, LedgerMaintenanceWorkflow]
+WORKFLOWS = [
+    ImageOperationWorkflow,
+    ImagePipelineWorkflow,
+    LedgerMaintenanceWorkflow,
+    AbandonedPredictionsWorkflow,
+    CallerWebhookWorkflow,
+]
 
 
-def activities_for(resources: StudioResources) -> list:
+def activities_for(resources: StudioResources) -> list[Callable[..., Any]]:
     preflight = PreflightActivities(resources)
     usage = UsageActivities(resources)
     pipeline = PipelineActivities(resources)
@@ -56,18 +86,25 @@ def activities_for(resources: StudioResources) -> list:
         preflight.reserve_operation,
         UploadActivities(resources).upload_inputs,
         SubmitActivities(resources).submit_prediction,
+        InlineActivities(resources).run_inline_prediction,
         WaitActivities(resources).wait_for_prediction,
         StoreActivities(resources).store_outputs,
         usage.settle_operation,
         usage.release_reservation,
+        usage.record_run_end,
         pipeline.reserve_pipeline,
         pipeline.prepare_step,
         pipeline.record_step,
+        pipeline.find_gate_decision,
+        pipeline.record_gate_decision,
         pipeline.release_pipeline,
         pipeline.rank_images,
         pipeline.crop_images,
         maintenance.reconcile_balance,
+        maintenance.reconcile_window,
         maintenance.expire_stale_reservations,
+        AbandonedActivities(resources).sweep_abandoned,
+        WebhookActivities(resources).deliver_webhook,
     ]
 
 
@@ -81,35 +118,67 @@ def workflow_runner(sandboxed: bool) -> WorkflowRunner:
     )
 
 
+def slot_tuner(settings: StudioSettings) -> WorkerTuner | None:
+    """The resource-based tuner when asked for (None: the fixed maxima apply)."""
+    if settings.worker_tuner == "fixed":
+        return None
+    return WorkerTuner.create_resource_based(
+        target_memory_usage=0.8,
+        target_cpu_usage=0.9,
+        workflow_config=ResourceBasedSlotConfig(
+            minimum_slots=2, maximum_slots=settings.worker_max_workflow_tasks
+        ),
+        activity_config=ResourceBasedSlotConfig(
+            minimum_slots=10, maximum_slots=settings.worker_max_activities
+        ),
+    )
+
+
+def poller_behavior(settings: StudioSettings, count: int) -> PollerBehavior:
+    """Fixed poll counts, or the server-driven autoscaler bounded by ``count``."""
+    if settings.worker_poller_autoscaling:
+        return PollerBehaviorAutoscaling(minimum=1, maximum=count, initial=min(count, 2))
+    return PollerBehaviorSimpleMaximum(maximum=count)
+
+
 def build_worker(
     client: Client,
     resources: StudioResources,
     *,
     task_queue: str | None = None,
+    workflows: Sequence[type] = WORKFLOWS,
+    activities: Sequence[Callable[..., Any]] | None = None,
 ) -> Worker:
-    """A worker for every workflow and activity of the engine.
+    """A worker for every workflow and activity of the engine (or, for the benchmark's floor,
+    other ``workflows``/``activities`` on exactly the same worker settings).
 
     Workflow-task concurrency stays modest: on small machines more concurrent sandboxed workflow
-    tasks make the GIL thrash (measured in docs/temporal notes); activities are mostly I/O waits.
+    tasks make the GIL thrash (measured in docs/benchmarks); activities are mostly I/O waits.
     """
     settings = resources.settings
     max_concurrent_activities = settings.worker_max_activities
     runner = workflow_runner(settings.worker_sandbox)
+    tuner = slot_tuner(settings)
     return Worker(
         client,
         task_queue=task_queue or resources.settings.task_queue,
-        workflows=WORKFLOWS,
-        activities=activities_for(resources),
+        workflows=workflows,
+        activities=activities_for(resources) if activities is None else activities,
         activity_executor=ThreadPoolExecutor(
             max_workers=max_concurrent_activities, thread_name_prefix="studio-activity"
         ),
-        max_concurrent_activities=max_concurrent_activities,
-        max_concurrent_workflow_tasks=settings.worker_max_workflow_tasks,
+        tuner=tuner,
+        max_concurrent_activities=None if tuner else max_concurrent_activities,
+        max_concurrent_workflow_tasks=None if tuner else settings.worker_max_workflow_tasks,
+        workflow_task_poller_behavior=poller_behavior(settings, settings.worker_workflow_pollers),
+        activity_task_poller_behavior=poller_behavior(settings, settings.worker_activity_pollers),
+        max_cached_workflows=settings.worker_max_cached_workflows,
         graceful_shutdown_timeout=timedelta(seconds=10),
         sticky_queue_schedule_to_start_timeout=timedelta(
             seconds=settings.worker_sticky_timeout_seconds
         ),
         workflow_runner=runner,
+        interceptors=[LogContextInterceptor()],
     )
 
 
@@ -126,42 +195,51 @@ def build_submit_worker(client: Client, resources: StudioResources) -> Worker | 
         max_task_queue_activities_per_second=settings.submit_rate_per_second,
         max_concurrent_activities=50,
         graceful_shutdown_timeout=timedelta(seconds=10),
+        interceptors=[LogContextInterceptor()],
     )
 
 
 async def run_worker(settings: StudioSettings, stop: asyncio.Event) -> None:
-    client = await connect(settings)
+    """Poll until ``stop``; with ``STUDIO_METRICS_BIND``, serve ``/metrics`` and ``/healthz``."""
+    sdk = sdk_metrics() if settings.metrics_bind else None
+    client = await connect(settings, runtime=sdk.runtime if sdk else None)
     resources = StudioResources.from_settings(settings)
     if settings.maintenance_every_minutes > 0:
         await ensure_maintenance_schedule(
             client,
             settings,
             every=timedelta(minutes=settings.maintenance_every_minutes),
-            threshold=settings.drift_threshold_usd,
         )
+    health = Health()
+    server = MetricsServer(settings.metrics_bind, sdk, health) if settings.metrics_bind else None
     try:
         async with contextlib.AsyncExitStack() as workers:
-            await workers.enter_async_context(build_worker(client, resources))
+            worker = build_worker(client, resources)
+            await workers.enter_async_context(worker)
             submit_worker = build_submit_worker(client, resources)
             if submit_worker is not None:
                 await workers.enter_async_context(submit_worker)
+            watcher = asyncio.create_task(watch(client, worker, settings.task_queue, health))
+            if server is not None:
+                server.start()
             logging.getLogger("studio.worker").info(
-                "worker on %s, task queue %s, provider %s",
-                settings.temporal_address,
+                "worker on %s, task queue %s, provider %s, blobs %s",
+                describe_target(connect_config(settings)),
                 settings.task_queue,
                 settings.provider_url,
+                settings.blob_backend,
             )
             await stop.wait()
+            watcher.cancel()
     finally:
+        if server is not None:
+            server.stop()
         await resources.aclose()
 
 
 def main() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = get_settings()
+    configure_logging(settings)
 
     async def _main() -> None:
         stop = asyncio.Event()

@@ -10,6 +10,8 @@ from datetime import timedelta
 
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
+from contracts.errors import InvalidRequestError, OwnershipConflictError, QuotaExceededError
+from contracts.failures import FailureType
 from providers.wavespeed.errors import (
     AmbiguousSubmitError,
     AuthenticationError,
@@ -21,38 +23,17 @@ from providers.wavespeed.errors import (
     TransientError,
     WaveSpeedError,
 )
-from studio.errors import InvalidRequestError, QuotaExceededError
-
-
-class FailureType:
-    INVALID_REQUEST = "InvalidRequest"
-    QUOTA_EXCEEDED = "QuotaExceeded"
-    PROVIDER_REJECTED = "ProviderRejected"
-    PREDICTION_FAILED = "PredictionFailed"
-    PREDICTION_LOST = "PredictionLost"
-    PREDICTION_PENDING = "PredictionPending"
-    OUTPUT_INVALID = "OutputInvalid"
-    OUTPUT_EXPIRED = "OutputExpired"
-    RATE_LIMITED = "RateLimited"
-    PROVIDER_UNAVAILABLE = "ProviderUnavailable"
-    AMBIGUOUS_SUBMIT = "AmbiguousSubmit"
-    RECONCILING = "Reconciling"
-    OPERATION_FAILED = "OperationFailed"
-
-
-NON_RETRYABLE = [
-    FailureType.INVALID_REQUEST,
-    FailureType.QUOTA_EXCEEDED,
-    FailureType.PROVIDER_REJECTED,
-    FailureType.PREDICTION_LOST,
-    FailureType.OUTPUT_EXPIRED,
-]
 
 
 def invalid_request(exc: InvalidRequestError) -> ApplicationError:
     return ApplicationError(
         str(exc), exc.to_dict(), type=FailureType.INVALID_REQUEST, non_retryable=True
     )
+
+
+def ownership_conflict(exc: OwnershipConflictError) -> ApplicationError:
+    """A ledger row of another user or request: final, and nothing of theirs is touched."""
+    return ApplicationError(str(exc), type=FailureType.OWNERSHIP_CONFLICT, non_retryable=True)
 
 
 def quota_exceeded(exc: QuotaExceededError) -> ApplicationError:

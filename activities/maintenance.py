@@ -4,33 +4,23 @@ whose workflow vanished."""
 from __future__ import annotations
 
 import asyncio
+import functools
+from datetime import timedelta
 from decimal import Decimal
 
-from pydantic import Field
 from temporalio import activity
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.failures import from_provider_error
 from activities.resources import StudioResources
+from contracts.maintenance import ExpiryReport, MaintenanceRequest, ReconcileReport
+from ledger.reconcile import DriftLimits, ListedPrediction, Reconciler, Window
 from providers.wavespeed.errors import WaveSpeedError
-from studio.contracts import Frozen
-from studio.ledger.reconcile import Reconciler
 
-
-class ReconcileReport(Frozen):
-    balance_usd: Decimal
-    reconciled: bool
-    drift_usd: Decimal = Decimal("0")
-    balance_spent_usd: Decimal = Decimal("0")
-    ledger_cost_usd: Decimal = Decimal("0")
-    flagged: bool = False
-    summary: str = ""
-
-
-class ExpiryReport(Frozen):
-    examined: int
-    expired: list[str] = Field(default_factory=list)
+LIST_PAGE_SIZE = 100
+MAX_LIST_PAGES = 50
+"""Beyond 5,000 predictions in one window, matching is skipped (the drift is still checked)."""
 
 
 class MaintenanceActivities:
@@ -40,32 +30,64 @@ class MaintenanceActivities:
 
     @activity.defn(name="reconcile_balance")
     async def reconcile_balance(self, threshold_usd: Decimal) -> ReconcileReport:
+        """Runs started before ``reconcile_window`` existed (default limits otherwise)."""
+        return await self.reconcile_window(MaintenanceRequest(drift_threshold_usd=threshold_usd))
+
+    @activity.defn(name="reconcile_window")
+    async def reconcile_window(self, request: MaintenanceRequest) -> ReconcileReport:
+        """Snapshot the balance, then reconcile everything since the last reconciled window."""
         try:
             balance = await self._r.provider.balance()
         except WaveSpeedError as exc:
             raise from_provider_error(exc) from None
         url = self._r.provider.base_url
         await asyncio.to_thread(self._reconciler.snapshot, url, balance)
-        info = await asyncio.to_thread(
-            self._reconciler.reconcile_latest, url, threshold=threshold_usd
-        )
-        if info is None:
+        window = await asyncio.to_thread(self._reconciler.window, url)
+        if window is None:
             return ReconcileReport(
                 balance_usd=balance,
                 reconciled=False,
                 summary="first snapshot; nothing to compare yet",
             )
-        if info.flagged:
-            activity.logger.warning("ledger drift above threshold: %s", info.describe())
-        return ReconcileReport(
-            balance_usd=balance,
-            reconciled=True,
-            drift_usd=info.drift,
-            balance_spent_usd=info.balance_spent,
-            ledger_cost_usd=info.ledger_cost,
-            flagged=info.flagged,
-            summary=info.describe(),
+        listed, problem = await self._listed(window)
+        info = await asyncio.to_thread(
+            functools.partial(
+                self._reconciler.reconcile,
+                window,
+                DriftLimits.of(request),
+                listed=listed,
+                grace=timedelta(seconds=request.match_grace_seconds),
+                bills_failed=self._r.settings.provider_bills_failed,
+                reset_cumulative=request.reset_cumulative,
+                listing_problem=problem,
+            )
         )
+        report = info.report(balance)
+        if report.flagged:
+            activity.logger.warning("ledger drift flagged: %s", report.summary)
+        return report
+
+    async def _listed(self, window: Window) -> tuple[list[ListedPrediction] | None, str]:
+        """The provider's predictions created in the window's listing range, or why not."""
+        after, before = window.listing_range()
+        found: list[ListedPrediction] = []
+        try:
+            for page in range(1, MAX_LIST_PAGES + 1):
+                items = (
+                    await self._r.provider.list_predictions(
+                        created_after=after,
+                        created_before=before,
+                        include_inputs=False,
+                        page=page,
+                        page_size=LIST_PAGE_SIZE,
+                    )
+                ).items
+                found += [ListedPrediction(p.id, p.status, p.model, p.created_at) for p in items]
+                if len(items) < LIST_PAGE_SIZE:
+                    return found, ""
+        except WaveSpeedError as exc:
+            return None, f"predictions not matched: the provider's list failed ({exc})"
+        return None, f"predictions not matched: more than {len(found)} in the window"
 
     @activity.defn(name="expire_stale_reservations")
     async def expire_stale_reservations(self) -> ExpiryReport:
@@ -77,9 +99,11 @@ class MaintenanceActivities:
             if hold.workflow_id:
                 try:
                     description = await client.get_workflow_handle(hold.workflow_id).describe()
-                    if description.status == WorkflowExecutionStatus.RUNNING:
+                    status = description.status
+                    if status == WorkflowExecutionStatus.RUNNING:
                         continue  # still working: its own settle/release will close the hold
-                    reason = f"workflow {hold.workflow_id} ended {description.status.name.lower()} without closing it"
+                    ended = status.name.lower() if status is not None else "in an unknown state"
+                    reason = f"workflow {hold.workflow_id} ended {ended} without closing it"
                 except RPCError as exc:
                     if exc.status != RPCStatusCode.NOT_FOUND:
                         raise

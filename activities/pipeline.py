@@ -7,15 +7,16 @@ from decimal import Decimal
 
 from temporalio import activity
 
+from activities import metrics
 from activities.failures import invalid_request, quota_exceeded
 from activities.resources import StudioResources
-from studio.contracts import BlobRef, OutputKind, StoredOutput
-from studio.create_studio import load_create_studio
-from studio.errors import InvalidRequestError, QuotaExceededError
-from studio.imaging import best_index, crop_to
-from studio.ledger.step_cache import StepCache
-from studio.pipelines.contracts import (
+from blobs.imaging import best_index, crop_to
+from contracts.errors import InvalidRequestError, QuotaExceededError
+from contracts.operation import BlobRef, OutputKind, StoredOutput
+from contracts.pipeline import (
     CropRequest,
+    GateLookup,
+    GateRecord,
     PipelineReservation,
     PipelineRunRequest,
     PreparedStep,
@@ -23,16 +24,20 @@ from studio.pipelines.contracts import (
     StepRecord,
     StepRunSpec,
 )
-from studio.pipelines.definition import load_definition, parse_reference
-from studio.pipelines.plan import PlannedStep, plan_pipeline
-from studio.pipelines.resolve import RunInputs
-from studio.pipelines.steps import (
+from domain.create_studio import load_create_studio
+from domain.pipelines.definition import load_definition, parse_reference
+from domain.pipelines.fingerprint import gate_fingerprint
+from domain.pipelines.plan import PlannedStep, plan_pipeline
+from domain.pipelines.resolve import RunInputs
+from domain.pipelines.steps import (
     external_blob,
     find_reusable,
     quote_with_reuse,
     run_fingerprint,
     step_request,
 )
+from ledger.step_cache import StepCache
+from ledger.values import RESERVATION_TTL
 
 
 class PipelineActivities:
@@ -77,10 +82,12 @@ class PipelineActivities:
                     user_id=request.user_id,
                     lines=lines,
                     workflow_id=activity.info().workflow_id,
+                    ttl=RESERVATION_TTL + plan.gate_wait(),  # gates may hold it for days
                 )
         except InvalidRequestError as exc:
             raise invalid_request(exc) from None
         except QuotaExceededError as exc:
+            metrics.refused(exc.detail)
             raise quota_exceeded(exc) from None
         return PipelineReservation(
             steps=[_layout(p) for p in plan.steps],
@@ -143,6 +150,30 @@ class PipelineActivities:
             cost=record.cost_usd,
         )
 
+    @activity.defn(name="find_gate_decision")
+    def find_gate_decision(self, lookup: GateLookup) -> list[StoredOutput] | None:
+        """What an earlier run of this resume chain approved for exactly these shown outputs."""
+        fingerprint = gate_fingerprint(lookup.gate, lookup.shown, lookup.choose)
+        hit = find_reusable(self._cache, self._r.blobs, fingerprint, lookup.user_id, lookup.lineage)
+        return hit[0] if hit else None
+
+    @activity.defn(name="record_gate_decision")
+    def record_gate_decision(self, record: GateRecord) -> None:
+        """Remember an approval, so resuming this run does not ask again for the same outputs.
+
+        Recorded as non-deterministic: only runs that resume this one may reuse it.
+        """
+        self._cache.record(
+            fingerprint=gate_fingerprint(record.gate, record.shown, record.choose),
+            user_id=record.user_id,
+            pipeline_id=record.pipeline_id,
+            step=record.gate,
+            run_index=0,
+            deterministic=False,
+            outputs=record.chosen,
+            cost=Decimal("0"),
+        )
+
     @activity.defn(name="release_pipeline")
     def release_pipeline(self, pipeline_id: str, status: str) -> Decimal:
         released = self._r.ledger.release_pipeline(
@@ -153,15 +184,16 @@ class PipelineActivities:
 
     @activity.defn(name="rank_images")
     def rank_images(self, images: list[BlobRef]) -> int:
-        return best_index([self._r.blobs.local_path(b) for b in images])
+        return best_index([self._r.blobs.read_bytes(b) for b in images])
 
     @activity.defn(name="crop_images")
     def crop_images(self, request: CropRequest) -> list[StoredOutput]:
         formats = load_create_studio().platform_formats
         outputs = []
+        source = self._r.blobs.read_bytes(request.image)
         for name in request.formats:
             size = formats[name]
-            data = crop_to(self._r.blobs.local_path(request.image), size.width, size.height)
+            data = crop_to(source, size.width, size.height)
             outputs.append(
                 StoredOutput(
                     kind=OutputKind.IMAGE, blob=self._r.blobs.put_bytes(data, OutputKind.IMAGE)

@@ -6,17 +6,19 @@ async-activity-completion sample), so a test can build them against its own data
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from providers.base import PredictionProvider
+from blobs.open_store import open_blob_store
+from blobs.store import BlobStore
+from config.settings import StudioSettings
+from ledger.blob_owners import BlobOwners
+from ledger.db import create_ledger_engine, ensure_schema
+from ledger.service import Ledger
+from ledger.submissions import SubmissionBook, UploadCache
+from providers.base import InlineImageProvider, PredictionProvider
 from providers.catalogue import Catalogue, load_catalogue
+from providers.stability.client import StabilityClient
 from providers.wavespeed.client import WaveSpeedClient
-from studio.blobs import BlobStore
-from studio.ledger.blob_owners import BlobOwners
-from studio.ledger.db import create_ledger_engine, ensure_schema
-from studio.ledger.service import Ledger
-from studio.ledger.submissions import SubmissionBook, UploadCache
-from studio.settings import StudioSettings
 
 
 @dataclass
@@ -29,6 +31,22 @@ class StudioResources:
     submissions: SubmissionBook
     uploads: UploadCache
     owners: BlobOwners
+    others: dict[str, PredictionProvider] = field(default_factory=dict)
+    """Providers besides WaveSpeed (``provider``) whose key this worker has, by name."""
+    inline: dict[str, InlineImageProvider] = field(default_factory=dict)
+    """The same providers' synchronous calls (the image in the POST response), by name."""
+
+    def provider_for(self, name: str) -> PredictionProvider:
+        """The client of ``name``; a worker without its key cannot run its models."""
+        if name == "wavespeed":
+            return self.provider
+        if name not in self.others:
+            raise LookupError(f"this worker has no key for provider {name!r}")
+        return self.others[name]
+
+    def available(self) -> frozenset[str]:
+        """Providers this worker can call (the rest drop out of ``auto`` routes)."""
+        return frozenset({"wavespeed", *self.others})
 
     @classmethod
     def from_settings(cls, settings: StudioSettings) -> StudioResources:
@@ -41,12 +59,26 @@ class StudioResources:
             settings.api_key(),
             timeout=settings.request_timeout_seconds,
             submit_timeout=settings.submit_timeout_seconds,
+            download_allow=settings.download_allow_origins,
         )
+        others: dict[str, PredictionProvider] = {}
+        inline: dict[str, InlineImageProvider] = {}
+        access = settings.provider_access("stability")
+        if access is not None:
+            stability = StabilityClient(
+                access[0],
+                access[1],
+                timeout=settings.request_timeout_seconds,
+                submit_timeout=settings.stability_timeout_seconds,
+            )
+            others["stability"], inline["stability"] = stability, stability
         return cls(
+            others=others,
+            inline=inline,
             settings=settings,
             catalogue=load_catalogue(),
             ledger=ledger,
-            blobs=BlobStore(settings.blob_root, max_pixels=settings.max_input_pixels),
+            blobs=open_blob_store(settings),
             provider=provider,
             submissions=SubmissionBook(engine),
             uploads=UploadCache(engine),
@@ -54,7 +86,8 @@ class StudioResources:
         )
 
     async def aclose(self) -> None:
-        close = getattr(self.provider, "aclose", None)
-        if close is not None:
-            await close()
+        for provider in (self.provider, *self.others.values()):
+            close = getattr(provider, "aclose", None)
+            if close is not None:
+                await close()
         self.ledger.engine.dispose()

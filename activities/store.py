@@ -12,12 +12,15 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.failures import FailureType, from_provider_error
+from activities import metrics
+from activities.chaos import crash_point
+from activities.failures import from_provider_error
 from activities.resources import StudioResources
+from blobs.media import MediaError
+from contracts.failures import FailureType
+from contracts.operation import BlobRef, OutputKind, StoredOutput, StoreRequest
+from providers.url_guard import UnsafeUrlError
 from providers.wavespeed.errors import PredictionNotFoundError, WaveSpeedError
-from studio.chaos import crash_point
-from studio.contracts import OutputKind, StoredOutput, StoreRequest
-from studio.media import MediaError
 
 CLAIMED_KIND = {"image/": OutputKind.IMAGE, "model/": OutputKind.MODEL_3D, "text/": OutputKind.TEXT}
 
@@ -62,26 +65,24 @@ class OutputStorer:
                 type=FailureType.OUTPUT_INVALID,
                 non_retryable=True,
             )
-        settings = self._r.settings
         try:
-            async with self._r.provider.download(
-                url, timeout=settings.download_timeout_seconds
-            ) as response:
-                _check_claimed_type(
-                    response.headers.get("content-type", ""), request.output_kind, url
-                )
-                ref = await self._r.blobs.put_stream(
-                    response.aiter_bytes(1 << 16),
-                    request.output_kind,
-                    max_bytes=settings.max_output_bytes,
-                )
+            with metrics.provider_call("download"):
+                ref = await self._download(url, request.output_kind, request.provider)
+        except UnsafeUrlError as exc:  # never fetched: not a place outputs may come from
+            raise ApplicationError(
+                f"output {index} of prediction {request.prediction_id} refused: {exc}",
+                type=FailureType.OUTPUT_INVALID,
+                non_retryable=True,
+            ) from None
         except PredictionNotFoundError as exc:
+            metrics.provider_error("download", exc)
             raise ApplicationError(
                 f"{exc}; the result of prediction {request.prediction_id} cannot be recovered",
                 type=FailureType.OUTPUT_EXPIRED,
                 non_retryable=True,
             ) from None
         except WaveSpeedError as exc:
+            metrics.provider_error("download", exc)
             raise from_provider_error(exc) from None
         except MediaError as exc:
             # Could be a truncated download: retried a few times by policy, then reported.
@@ -94,6 +95,17 @@ class OutputStorer:
             text = (await asyncio.to_thread(self._r.blobs.read_bytes, ref)).decode("utf-8")
             return StoredOutput(kind=OutputKind.TEXT, blob=ref, text=text)
         return StoredOutput(kind=request.output_kind, blob=ref)
+
+    async def _download(self, url: str, kind: OutputKind, provider: str) -> BlobRef:
+        """Stream one output into the blob store, checking what the server claims it is."""
+        settings = self._r.settings
+        async with self._r.provider_for(provider).download(
+            url, timeout=settings.download_timeout_seconds
+        ) as response:
+            _check_claimed_type(response.headers.get("content-type", ""), kind, url)
+            return await self._r.blobs.put_stream(
+                response.aiter_bytes(1 << 16), kind, max_bytes=settings.max_output_bytes
+            )
 
 
 def _output_url(output: Any) -> str | None:

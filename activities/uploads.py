@@ -13,10 +13,10 @@ from typing import Any
 from temporalio import activity
 
 from activities.failures import from_provider_error
-from activities.preflight import _blob_refs
 from activities.resources import StudioResources
+from contracts.operation import BlobRef, PreparedOperation, UploadedInputs, blob_refs
+from providers.url_guard import UnsafeUrlError
 from providers.wavespeed.errors import WaveSpeedError
-from studio.contracts import BlobRef, PreparedOperation, UploadedInputs
 
 UPLOAD_REUSE_WINDOW = timedelta(days=6)  # WaveSpeed keeps uploads 7 days
 
@@ -29,7 +29,7 @@ class UploadActivities:
     async def upload_inputs(self, prepared: PreparedOperation) -> UploadedInputs:
         urls: dict[str, str] = {}
         uploaded = reused = 0
-        for _, ref in _blob_refs(prepared.inputs):
+        for _, ref in blob_refs(prepared.inputs):
             if ref.sha256 in urls:
                 continue
             cached = await asyncio.to_thread(
@@ -54,7 +54,7 @@ class UploadActivities:
         try:
             async with self._r.provider.download(url, timeout=10.0):
                 return True
-        except WaveSpeedError:
+        except (WaveSpeedError, UnsafeUrlError):
             return False
 
     async def _upload(self, ref: BlobRef) -> str:

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from temporalio import activity
 
+from activities import metrics
+from activities.chaos import crash_point
 from activities.resources import StudioResources
-from studio.chaos import crash_point
-from studio.contracts import ReleaseRequest, Settlement, SettleRequest
+from contracts.operation import ReleaseRequest, RunEnding, Settlement, SettleRequest
+from ledger.run_records import RunRecords
 
 
 class UsageActivities:
@@ -24,6 +26,8 @@ class UsageActivities:
             units_charged=request.units_charged,
             delivered_predictions=request.predictions,
             delivered_blobs=request.delivered_blobs,
+            amount=request.charged_usd,
+            delivered_prices=request.delivered_prices,
         )
         crash_point("after_settle", request.operation_id)  # charged, not yet reported
         self._record_provider_costs(
@@ -32,12 +36,22 @@ class UsageActivities:
             request.undelivered_predictions,
             request.failed_predictions,
         )
+        if not info.already_settled:
+            partial = request.requested_units and request.units_charged < request.requested_units
+            metrics.operation_finished(
+                request.operation,
+                request.model_id,
+                "partial" if partial else "succeeded",
+                request.started_at,
+                info.charged,
+            )
         activity.logger.info("settled %s: charged %s USD", request.operation_id, info.charged)
         return Settlement(
             operation_id=info.operation_id,
             charged_usd=info.charged,
             released_usd=info.released,
             already_settled=info.already_settled,
+            state=info.state,
         )
 
     @activity.defn(name="release_reservation")
@@ -49,12 +63,35 @@ class UsageActivities:
             request.undelivered_predictions,
             request.failed_predictions,
         )
+        if not info.already_settled and request.operation and request.model_id:
+            metrics.operation_finished(
+                request.operation,
+                request.model_id,
+                "cancelled" if request.cancelled else "failed",
+                request.started_at,
+                info.charged,
+            )
         activity.logger.info("released %s: %s", request.operation_id, request.reason)
         return Settlement(
             operation_id=info.operation_id,
             charged_usd=info.charged,
             released_usd=info.released,
             already_settled=info.already_settled,
+            state=info.state,
+        )
+
+    @activity.defn(name="record_run_end")
+    def record_run_end(self, ending: RunEnding) -> None:
+        """Write the run's ending to its durable record (idempotent: the first ending stays)."""
+        RunRecords(self._r.ledger.engine).finish(
+            ending.run_id,
+            status=ending.status,
+            result=ending.result,
+            cost_usd=ending.cost_usd,
+            error=ending.error,
+            user_id=ending.user_id,
+            kind=ending.kind,
+            operation=ending.operation,
         )
 
     def _record_provider_costs(

@@ -15,14 +15,13 @@ from datetime import UTC, datetime, timedelta
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
-from activities.failures import FailureType, from_provider_error
+from activities import metrics
+from activities.chaos import crash_point
+from activities.failures import from_provider_error
 from activities.resources import StudioResources
 from activities.store import OutputStorer
-from providers.catalogue import ModelSpec
-from providers.wavespeed.errors import WaveSpeedError
-from providers.wavespeed.wire import Prediction
-from studio.chaos import crash_point
-from studio.contracts import (
+from contracts.failures import FailureType
+from contracts.operation import (
     TERMINAL_STATUSES,
     OutputKind,
     PollPolicy,
@@ -31,6 +30,9 @@ from studio.contracts import (
     StoreRequest,
     WaitRequest,
 )
+from providers.catalogue import ModelSpec
+from providers.wavespeed.errors import WaveSpeedError, prediction_failure
+from providers.wavespeed.wire import Prediction
 
 TRANSIENT_RETRY_SECONDS = 2.0
 WAIT_TIMEOUT_SECONDS = {
@@ -86,6 +88,11 @@ def final_outcome(prediction: Prediction, *, polls: int = 0) -> PredictionOutcom
         return None
     if status not in TERMINAL_STATUSES:
         return None
+    failure = (
+        None
+        if status is PredictionStatus.COMPLETED
+        else prediction_failure(prediction.id, prediction.code, prediction.error or "", status)
+    )
     return PredictionOutcome(
         prediction_id=prediction.id,
         status=status,
@@ -95,12 +102,21 @@ def final_outcome(prediction: Prediction, *, polls: int = 0) -> PredictionOutcom
         inference_ms=prediction.inference_ms,
         has_nsfw_contents=list(prediction.has_nsfw_contents or []),
         polls=polls,
+        retryable=failure.provider_retryable if failure else False,
+        reason=str(failure) if failure else "",
     )
+
+
+def count_completion(after_hint: bool, outcome: PredictionOutcome) -> None:
+    """Metrics: how a prediction's end was seen (after a webhook or by polling) and how it ended."""
+    metrics.COMPLETIONS.labels("webhook" if after_hint else "polling", outcome.status.value).inc()
+    if outcome.status is not PredictionStatus.COMPLETED:
+        metrics.provider_error("prediction", outcome.code or outcome.status.value)
 
 
 class WaitActivities:
     def __init__(self, resources: StudioResources) -> None:
-        self._provider = resources.provider
+        self._r = resources
         self._storer = OutputStorer(resources)
 
     @activity.defn(name="wait_for_prediction")
@@ -108,38 +124,52 @@ class WaitActivities:
         attempt = activity.info().attempt
         elapsed = (datetime.now(UTC) - request.submitted_at).total_seconds()
         delay = next_poll_delay(request.poll, elapsed)
+        if attempt == 1 and request.looked:
+            raise _pending(request, "running", elapsed, attempt, delay)  # the submit just looked
         try:
-            prediction = await self._provider.get_prediction(request.prediction_id)
+            with metrics.provider_call("poll"):
+                provider = self._r.provider_for(request.provider)
+                prediction = await provider.get_prediction(request.prediction_id)
         except WaveSpeedError as exc:
+            metrics.provider_error("poll", exc)
             # A hiccup is not news about the job: look again soon, not at the next milestone.
             raise from_provider_error(
                 exc, default_delay=min(delay, TRANSIENT_RETRY_SECONDS)
             ) from None
         outcome = final_outcome(prediction, polls=attempt)
         if outcome is not None:
+            count_completion(request.after_hint, outcome)
             if outcome.status is PredictionStatus.COMPLETED and request.store is not None:
-                return await self._store_on_sight(request.store, outcome)
+                return await store_on_sight(self._storer, request.store, outcome)
             return outcome
         crash_point("while_waiting", request.prediction_id)
-        raise ApplicationError(
-            f"prediction {request.prediction_id} is {prediction.status} after {elapsed:.0f} s "
-            f"(poll {attempt}); next poll in {delay:.1f} s",
-            type=FailureType.PREDICTION_PENDING,
-            category=ApplicationErrorCategory.BENIGN,
-            next_retry_delay=timedelta(seconds=delay),
-        )
+        raise _pending(request, prediction.status, elapsed, attempt, delay)
 
-    async def _store_on_sight(
-        self, store: StoreRequest, outcome: PredictionOutcome
-    ) -> PredictionOutcome:
-        """Keep the outputs now, in this attempt; a transient failure retries poll and store."""
-        request = store.model_copy(
-            update={"prediction_id": outcome.prediction_id, "outputs": outcome.outputs}
-        )
-        try:
-            stored = await self._storer.store(request)
-        except ApplicationError as exc:
-            if not exc.non_retryable:
-                raise
-            return outcome.model_copy(update={"store_error": exc.message})
-        return outcome.model_copy(update={"stored": stored})
+
+def _pending(
+    request: WaitRequest, status: str, elapsed: float, attempt: int, delay: float
+) -> ApplicationError:
+    """The benign failure whose ``next_retry_delay`` is the next poll (retries are the loop)."""
+    return ApplicationError(
+        f"prediction {request.prediction_id} is {status} after {elapsed:.0f} s "
+        f"(poll {attempt}); next poll in {delay:.1f} s",
+        type=FailureType.PREDICTION_PENDING,
+        category=ApplicationErrorCategory.BENIGN,
+        next_retry_delay=timedelta(seconds=delay),
+    )
+
+
+async def store_on_sight(
+    storer: OutputStorer, store: StoreRequest, outcome: PredictionOutcome
+) -> PredictionOutcome:
+    """Keep the outputs now, in the attempt that saw them; a transient failure raises (retry)."""
+    request = store.model_copy(
+        update={"prediction_id": outcome.prediction_id, "outputs": outcome.outputs}
+    )
+    try:
+        stored = await storer.store(request)
+    except ApplicationError as exc:
+        if not exc.non_retryable:
+            raise
+        return outcome.model_copy(update={"store_error": exc.message})
+    return outcome.model_copy(update={"stored": stored})

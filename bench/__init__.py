@@ -1,0 +1,3 @@
+"""The orchestration benchmark (``make bench``): scripts, not a library; nothing to import."""
+
+__all__: list[str] = []

@@ -34,7 +34,6 @@ from typing import Any
 
 import httpx
 from rich.console import Console
-from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -43,12 +42,13 @@ from bench.baselines import (  # noqa: E402
     sdk_operation,
     synchronous_operation,
 )
-from bench.one_activity import OneActivityWorkflow, bench_noop  # noqa: E402
+from bench.floor import floor_row, floor_throughput, sequential_ms  # noqa: E402
+from bench.report import plot, print_report, targets  # noqa: E402
+from config.settings import EMULATOR_DEFAULT_KEY, StudioSettings  # noqa: E402
+from ledger.db import shared_engine  # noqa: E402
+from ledger.service import Ledger  # noqa: E402
 from providers.wavespeed.client import WaveSpeedClient  # noqa: E402
 from studio.api import Studio  # noqa: E402
-from studio.ledger.db import shared_engine  # noqa: E402
-from studio.ledger.service import Ledger  # noqa: E402
-from studio.settings import EMULATOR_DEFAULT_KEY, StudioSettings  # noqa: E402
 from studio.stack import (  # noqa: E402
     ChildProcess,
     dev_server,
@@ -56,13 +56,13 @@ from studio.stack import (  # noqa: E402
     free_port,
     settings_env,
     wait_for_port,
-    worker_process,
 )
 from studio.temporal import connect  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 USERS = [f"bench-user-{i}" for i in range(50)]
 WEBHOOK_SECRET = "whsec_emulator-secret"
+FLOOR_QUEUE = "bench-floor"
 
 
 def pct(values: list[float], q: float) -> float:
@@ -80,32 +80,27 @@ def ms(values: list[float]) -> dict[str, float]:
 class Stack:
     """Dev server, emulator, HTTP API (webhook receiver) and two workers: polling and webhooks."""
 
-    def __init__(self, work: Path, sandbox: bool) -> None:
+    def __init__(
+        self,
+        work: Path,
+        sandbox: bool,
+        processes: int = 1,
+        worker_env: dict[str, str] | None = None,
+    ) -> None:
         self.work = work
-        self.temporal_port, self.emulator_port, self.api_port = (
-            free_port(),
-            free_port(),
-            free_port(),
-        )
+        self.sandbox = sandbox
+        self.processes = processes
+        self.temporal_port, self.emulator_port, self.api_port = (free_port() for _ in range(3))
         self.emulator_url = f"http://127.0.0.1:{self.emulator_port}"
         self.api_url = f"http://127.0.0.1:{self.api_port}"
-        base = dict(
-            data_dir=work,
-            temporal_address=f"127.0.0.1:{self.temporal_port}",
-            wavespeed_base_url=self.emulator_url,
-            maintenance_every_minutes=0,
-            worker_sandbox=sandbox,
-        )
-        self.polling = StudioSettings(task_queue="bench-poll", **base)
-        self.webhooks = StudioSettings(
-            task_queue="bench-hook",
-            webhook_public_url=self.api_url,
-            webhook_fallback_seconds=60,
-            **base,
+        self.polling = self._settings("bench-poll")
+        self.webhooks = self._settings(
+            "bench-hook", webhook_public_url=self.api_url, webhook_fallback_seconds=60
         )
         extra = {
             "STUDIO_WORKER_SANDBOX": str(sandbox).lower(),
             "STUDIO_MAINTENANCE_EVERY_MINUTES": "0",
+            **(worker_env or {}),  # every worker, the floor's too, gets the same knobs
         }
         hook_env = {
             **settings_env(self.webhooks),
@@ -123,10 +118,15 @@ class Stack:
                 extra_args=["--processing-seconds", "0"],
             ),
         ]
-        self.poll_worker = worker_process(
-            env={**settings_env(self.polling), **extra}, log_path=work / "worker-poll.log"
+        self.poll_worker = self._worker(
+            "worker-poll", {**settings_env(self.polling), **extra}, ["-m", "worker"]
         )
-        self.hook_worker = worker_process(env=hook_env, log_path=work / "worker-hook.log")
+        self.hook_worker = self._worker("worker-hook", hook_env, ["-m", "worker"])
+        self.floor_worker = self._worker(
+            "worker-floor",
+            {**settings_env(self._settings(FLOOR_QUEUE)), **extra},
+            [str(Path(__file__).resolve().parent / "floor_worker.py")],
+        )
         self.api = ChildProcess(
             "api",
             [sys.executable, "-m", "studio.cli", "api", "--port", str(self.api_port)],
@@ -135,16 +135,52 @@ class Stack:
             cwd=Path(__file__).resolve().parent.parent,
         )
 
+    def _settings(
+        self,
+        task_queue: str,
+        webhook_public_url: str | None = None,
+        webhook_fallback_seconds: float = 60.0,
+    ) -> StudioSettings:
+        """One worker's settings: the shared stack plus its own queue (and webhooks, if any)."""
+        return StudioSettings(
+            data_dir=self.work,
+            temporal_address=f"127.0.0.1:{self.temporal_port}",
+            wavespeed_base_url=self.emulator_url,
+            maintenance_every_minutes=0,
+            worker_sandbox=self.sandbox,
+            task_queue=task_queue,
+            webhook_public_url=webhook_public_url,
+            webhook_fallback_seconds=webhook_fallback_seconds,
+        )
+
+    def _worker(self, name: str, env: dict[str, str], command: list[str]) -> ChildProcess:
+        """One worker process, or with ``processes`` > 1 the pool of ``studio worker``."""
+        if self.processes > 1 and command == ["-m", "worker"]:
+            command = ["-m", "studio.cli", "worker", "--processes", str(self.processes)]
+        elif self.processes > 1:  # the floor gets as many processes as the engine
+            command = [str(Path(__file__).resolve().parent / "floor_pool.py"), str(self.processes)]
+        return ChildProcess(
+            name,
+            [sys.executable, *command],
+            self.work / f"{name}.log",
+            env=env,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
+
     def start(self) -> None:
         for child in self.children:
             child.start()
         wait_for_port("127.0.0.1", self.temporal_port, timeout=60, name="dev server")
         wait_for_port("127.0.0.1", self.emulator_port, timeout=30, name="emulator")
+        time.sleep(0.5)
+        for child in self.children:  # a port taken meanwhile by another process: not ours
+            if not child.running:
+                raise RuntimeError(f"{child.name} exited at start; see {self.work}")
         ledger = Ledger(shared_engine(self.polling.ledger_url, True))
         ledger.sync_plans()
         for user in USERS:
             ledger.assign_plan(user, "enterprise")
-        for child in (self.poll_worker, self.hook_worker, self.api):
+        for child in (self.poll_worker, self.hook_worker, self.floor_worker, self.api):
             child.start()
             self.children.append(child)
         wait_for_port("127.0.0.1", self.api_port, timeout=60, name="HTTP API")
@@ -170,35 +206,36 @@ async def sample_peak(pid: int, peak: list[float]) -> None:
 
 
 def rss_mib(pid: int) -> float:
+    """Resident memory of a process and its children (a worker pool counts as one worker)."""
+    total = 0.0
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+            total += int(line.split()[1]) / 1024
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            if Path(f"/proc/{child}").exists():
+                total += rss_mib(int(child))
+    return total
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="studio-engine-bench-"))
-    stack = Stack(work, sandbox=not args.unsandboxed)
+    stack = Stack(work, sandbox=not args.unsandboxed, processes=args.processes)
     stack.start()
     report: dict[str, Any] = {
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
         "worker_sandbox": not args.unsandboxed,
+        "worker_processes": args.processes,
     }
     try:
         client = await connect(stack.polling)
         polling, webhooks = Studio(client, stack.polling), Studio(client, stack.webhooks)
-        from temporalio.worker import Worker
-
-        async with Worker(
-            client,
-            task_queue="bench-baseline",
-            workflows=[OneActivityWorkflow],
-            activities=[bench_noop],
-        ):
-            report["overhead"] = await overhead(stack, client, polling, args.sequential)
+        report["overhead"] = await overhead(stack, client, polling, args.sequential)
+        report["floor"] = await floor_throughput(client, FLOOR_QUEUE, args.concurrency, (0, 10))
         report["throughput"] = await throughput(
             stack, polling, webhooks, args.concurrency, args.sync_max
         )
+        add_floor_ratios(report["throughput"], report["floor"])
         report["polls"] = await polls_per_operation(stack, polling, webhooks, args.poll_jobs)
         report["history"] = await history_sizes(client)
     finally:
@@ -216,18 +253,10 @@ async def overhead(stack: Stack, client: Any, studio: Studio, n: int) -> dict[st
                 values.append(time.perf_counter() - started)
         return values
 
-    async def one_activity(i: int) -> None:
-        await client.execute_workflow(
-            OneActivityWorkflow.run,
-            str(i),
-            id=f"noop-{uuid.uuid4().hex}",
-            task_queue="bench-baseline",
-        )
-
     provider = WaveSpeedClient(stack.emulator_url, EMULATOR_DEFAULT_KEY)
     loop = asyncio.get_running_loop()
-    results = {
-        "one_activity_workflow": ms(await timed(one_activity)),
+    results: dict[str, Any] = {
+        "one_activity_workflow": ms(await sequential_ms(client, FLOOR_QUEUE, n)),
         "direct_client_no_temporal": ms(
             await timed(lambda i: direct_operation(provider, f"direct {i}"))
         ),
@@ -240,7 +269,9 @@ async def overhead(stack: Stack, client: Any, studio: Studio, n: int) -> dict[st
         ),
         "durable_operation": ms(
             await timed(
-                lambda i: studio.generate_image(f"seq {i}", {"size": "256*256"}, USERS[i % 50])
+                lambda i: studio.generate_image(
+                    f"seq {i}", options={"size": "256*256"}, user_id=USERS[i % 50]
+                )
             )
         ),
     }
@@ -259,7 +290,7 @@ async def throughput(
         stack.configure_emulator(processing_seconds=latency)
         studio = polling if latency == 0 else webhooks  # at 10 s the webhook ends the wait
         for n in levels:
-            worker_pid = (stack.poll_worker if latency == 0 else stack.hook_worker).process.pid  # type: ignore[union-attr]
+            worker_pid = (stack.poll_worker if latency == 0 else stack.hook_worker).pid
             idle = rss_mib(worker_pid)
             peak = [idle]
 
@@ -269,8 +300,8 @@ async def throughput(
                 *(
                     studio.generate_image(
                         f"load {latency} {n} {i} {uuid.uuid4().hex[:6]}",
-                        {"size": "256*256"},
-                        USERS[i % 50],
+                        options={"size": "256*256"},
+                        user_id=USERS[i % 50],
                     )
                     for i in range(n)
                 ),
@@ -316,7 +347,7 @@ async def polls_per_operation(
     for name, studio in (("polling", polling), ("webhooks", webhooks)):
         tag = f"polls-{name}-{uuid.uuid4().hex[:6]}"
         done = await asyncio.gather(
-            *(studio.generate_image(f"{tag} {i}", None, USERS[i]) for i in range(jobs))
+            *(studio.generate_image(f"{tag} {i}", user_id=USERS[i]) for i in range(jobs))
         )
         ids = {r.prediction_ids[0] for r in done}
         counts = [p["polls"] for p in stack.predictions() if p["id"] in ids]
@@ -344,90 +375,15 @@ async def history_sizes(client: Any) -> dict[str, Any]:
     }
 
 
-def targets(report: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
-    o, t, p, h = report["overhead"], report["throughput"], report["polls"], report["history"]
-
-    def row(latency: int, n: int) -> dict[str, Any] | None:
-        return next((r for r in t if r["latency_s"] == latency and r["concurrent"] == n), None)
-
-    checks = [
-        (
-            "overhead p50 ≤ 2x one-activity workflow",
-            f"{o['ratio_to_one_activity']}x",
-            "≤ 2x",
-            o["ratio_to_one_activity"] <= 2,
-        )
-    ]
-    best = max((r["durable_ops_per_s"] for r in t if r["latency_s"] == 0), default=0)
-    checks.append(("throughput at 0 s latency", f"{best} ops/s", "≥ 30 ops/s", best >= 30))
-    for n, limit in ((100, 13), (500, 30)):
-        r = row(10, n)
-        if r:
-            checks.append(
-                (
-                    f"{n} concurrent at 10 s latency",
-                    f"{r['durable_wall_s']} s",
-                    f"≤ {limit} s",
-                    r["durable_wall_s"] <= limit,
-                )
+def add_floor_ratios(rows: list[dict[str, Any]], floor: list[dict[str, Any]]) -> None:
+    """Each engine row next to the one-activity floor at the same latency and concurrency."""
+    for row in rows:
+        base = floor_row(floor, "one_activity", row["latency_s"], row["concurrent"])
+        if base:
+            row["floor_one_activity_wall_s"] = base["wall_s"]
+            row["ratio_ops_to_one_activity"] = round(
+                row["durable_ops_per_s"] / base["ops_per_s"], 2
             )
-    checks.append(
-        (
-            "polls per 30 s job, no webhooks",
-            f"max {p['polling']['max']}",
-            "≤ 6",
-            p["polling"]["max"] <= 6,
-        )
-    )
-    checks.append(
-        (
-            "polls per 30 s job, webhooks",
-            f"max {p['webhooks']['max']}",
-            "≤ 1",
-            p["webhooks"]["max"] <= 1,
-        )
-    )
-    checks.append(
-        ("history per operation", f"max {h['max_bytes']} B", "≤ 32 KB", h["max_bytes"] <= 32 * 1024)
-    )
-    per_op = [
-        r["worker_mib_per_in_flight"]
-        for r in t
-        if r["worker_mib_per_in_flight"] is not None and r["latency_s"] == 10
-    ]
-    if per_op:
-        checks.append(
-            ("worker memory per in-flight op", f"{max(per_op)} MiB", "≤ 2 MiB", max(per_op) <= 2)
-        )
-    return checks
-
-
-def plot(report: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    for ax, latency in zip(axes, (0, 10), strict=True):
-        rows = [r for r in report["throughput"] if r["latency_s"] == latency]
-        ns = [r["concurrent"] for r in rows]
-        ax.plot(ns, [r["durable_wall_s"] for r in rows], "o-", label="durable (this engine)")
-        sync = [
-            (r["concurrent"], r["sync_40_threads_wall_s"])
-            for r in rows
-            if "sync_40_threads_wall_s" in r
-        ]
-        if sync:
-            ax.plot(*zip(*sync, strict=True), "s--", label="synchronous, 40 threads")
-        ax.set_xscale("log")
-        ax.set_xlabel("concurrent operations")
-        ax.set_ylabel("wall time (s)")
-        ax.set_title(f"provider latency {latency} s")
-        ax.grid(True, alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
 
 
 def main() -> None:
@@ -435,6 +391,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="smaller counts for a fast look")
+    parser.add_argument(
+        "--processes", type=int, default=1, help="worker processes (studio worker --processes N)"
+    )
     parser.add_argument(
         "--unsandboxed", action="store_true", help="run the worker without the workflow sandbox"
     )
@@ -449,38 +408,11 @@ def main() -> None:
     ]
 
     console = Console()
-    overhead = Table(
-        "path (0 s latency, sequential)", "p50 ms", "p95 ms", title="orchestration overhead"
-    )
-    for name, values in report["overhead"].items():
-        if isinstance(values, dict):
-            overhead.add_row(name, str(values["p50_ms"]), str(values["p95_ms"]))
-    console.print(overhead)
-    load = Table(
-        "latency",
-        "concurrent",
-        "durable wall s",
-        "ops/s",
-        "sync 40 threads wall s",
-        "worker MiB/in-flight",
-        title="throughput",
-    )
-    for r in report["throughput"]:
-        load.add_row(
-            f"{r['latency_s']} s ({r['mode']})",
-            str(r["concurrent"]),
-            str(r["durable_wall_s"]),
-            str(r["durable_ops_per_s"]),
-            str(r.get("sync_40_threads_wall_s", "-")),
-            str(r["worker_mib_per_in_flight"] or "-"),
-        )
-    console.print(load)
-    verdict = Table("target", "measured", "goal", "met", title="targets")
-    for t in report["targets"]:
-        verdict.add_row(t["measure"], t["value"], t["target"], "yes" if t["met"] else "[red]NO[/]")
-    console.print(verdict)
+    print_report(console, report)
     RESULTS.mkdir(exist_ok=True)
-    suffix = "-unsandboxed" if args.unsandboxed else ""
+    suffix = ("-unsandboxed" if args.unsandboxed else "") + (
+        f"-{args.processes}proc" if args.processes > 1 else ""
+    )
     (RESULTS / f"engine{suffix}.json").write_text(json.dumps(report, indent=2))
     plot(report, RESULTS / f"engine{suffix}.png")
     console.print(f"wrote {RESULTS / f'engine{suffix}.json'} and .png")

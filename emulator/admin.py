@@ -41,12 +41,12 @@ async def add_faults(request: Request) -> Response:
     except (ValidationError, TypeError) as exc:
         return _bad(json.loads(exc.json()) if isinstance(exc, ValidationError) else str(exc))
     (state.faults.replace if replace else state.faults.add)(rules)
-    return JSONResponse({"faults": state.faults.list()})
+    return JSONResponse({"faults": state.faults.describe()})
 
 
 @router.get("/faults")
 async def list_faults(request: Request) -> Response:
-    return JSONResponse({"faults": runtime_of(request).state.faults.list()})
+    return JSONResponse({"faults": runtime_of(request).state.faults.describe()})
 
 
 @router.delete("/faults")

@@ -15,7 +15,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
+from contracts.errors import InvalidRequestError
 from emulator.media import media_kind, media_type_of, parse_multipart, safe_filename
+from emulator.records import TERMINAL, parse_rfc3339_ns
 from emulator.render import base_image_field, plan_outputs
 from emulator.responses import (
     base_url,
@@ -27,9 +29,7 @@ from emulator.responses import (
     runtime_of,
 )
 from emulator.schema import model_entry
-from emulator.state import TERMINAL, parse_rfc3339_ns
 from providers.catalogue import ModelSpec
-from studio.errors import InvalidRequestError
 
 router = APIRouter(prefix="/api/v3")
 

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from emulator import admin, api, files
+from emulator import admin, api, files, stability
 from emulator.breaks import RAW_SEND_KEY
 from emulator.config import EmulatorConfig
 from emulator.runtime import Runtime
@@ -38,6 +38,12 @@ class EmulatorApp(FastAPI):
                 runtime: Runtime = self.state.runtime
                 if not _authorized(scope, runtime.state.config.api_key):
                     await JSONResponse(UNAUTHORIZED, status_code=401)(scope, receive, send)
+                    return
+            if path.startswith(f"{stability.PREFIX}/"):
+                runtime = self.state.runtime
+                if not _authorized(scope, runtime.state.config.api_key):
+                    body = {"id": "0" * 32, "name": "unauthorized", "errors": ["bad key"]}
+                    await JSONResponse(body, status_code=401)(scope, receive, send)
                     return
         await super().__call__(scope, receive, send)
 
@@ -73,8 +79,12 @@ def create_app(config: EmulatorConfig | None = None, catalogue: Catalogue | None
     )
     app.state.runtime = runtime
     app.state.emulator = state
+    app.state.stability = stability.StabilityAccount(
+        processing_seconds=state.config.processing_seconds
+    )
     app.include_router(admin.router)
     app.include_router(files.router)
+    app.include_router(stability.router)  # before api's catch-all routes
     app.include_router(api.router)
 
     @app.exception_handler(StarletteHTTPException)

@@ -31,7 +31,7 @@ def _cycle(scope: Scope) -> Any:
 
 def _transport(scope: Scope) -> asyncio.Transport | None:
     transport = getattr(_cycle(scope), "transport", None)
-    return transport if isinstance(transport, asyncio.BaseTransport) else None
+    return transport if isinstance(transport, asyncio.Transport) else None
 
 
 async def _settle(scope: Scope) -> None:

@@ -14,7 +14,20 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Route = Literal["submit", "result", "upload", "balance", "history", "output", "any"]
+Route = Literal[
+    "submit",
+    "result",
+    "upload",
+    "balance",
+    "history",
+    "output",
+    "stability",
+    "stability_result",
+    "stability_balance",
+    "any",
+]
+"""WaveSpeed routes, then Stability's (``stability``: any paid v2beta POST, matched by its path
+in ``match_model``, e.g. ``stable-image/generate/ultra``)."""
 Kind = Literal[
     "http_error",
     "reset",
@@ -122,7 +135,8 @@ class FaultBook:
         with self._lock:
             self._rules.clear()
 
-    def list(self) -> list[dict[str, Any]]:
+    def describe(self) -> list[dict[str, Any]]:
+        """The active rules as JSON-ready dicts, each with the count it has left."""
         with self._lock:
             return [{**r.model_dump(), "remaining": left[0]} for r, left in self._rules]
 

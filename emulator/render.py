@@ -431,9 +431,12 @@ def _describe_image(data: bytes | None) -> str:
     try:
         with Image.open(io.BytesIO(data)) as image:
             width, height = image.size
-            r, g, b = image.convert("RGB").resize((1, 1), Image.Resampling.BOX).getpixel((0, 0))
+            pixel = image.convert("RGB").resize((1, 1), Image.Resampling.BOX).getpixel((0, 0))
     except Exception:  # noqa: BLE001
         return "a scene"
+    if not isinstance(pixel, tuple):  # an RGB image always gives a tuple; the stub allows more
+        return "a scene"
+    r, g, b = pixel[:3]
     colour = min(
         _COLOUR_NAMES,
         key=lambda n: sum((c - v) ** 2 for c, v in zip(_COLOUR_NAMES[n], (r, g, b), strict=True)),

@@ -17,8 +17,9 @@ from urllib.parse import unquote, urlsplit
 
 from starlette.requests import Request
 
+from emulator.records import TERMINAL, PredictionRecord
 from emulator.render import render
-from emulator.state import TERMINAL, EmulatorState, PredictionRecord
+from emulator.state import EmulatorState
 from emulator.webhooks import WebhookSender
 from providers.catalogue import Catalogue
 

@@ -19,6 +19,7 @@ import uvicorn
 from emulator.app import create_app
 from emulator.config import EmulatorConfig
 from emulator.faults import FaultRule, as_rules
+from emulator.stability import PREFIX, StabilityAccount
 from emulator.state import EmulatorState
 from providers.catalogue import Catalogue
 
@@ -78,11 +79,11 @@ class EmulatorServer:
             timeout_graceful_shutdown=2,
             timeout_keep_alive=30,
         )
-        self._server = uvicorn.Server(config)
+        server = self._server = uvicorn.Server(config)
 
         def run() -> None:
             try:
-                asyncio.run(self._server.serve(sockets=[sock]))  # type: ignore[union-attr]
+                asyncio.run(server.serve(sockets=[sock]))
             except BaseException as exc:  # noqa: BLE001 - reported by start()
                 self._error = exc
             finally:
@@ -124,15 +125,27 @@ class EmulatorServer:
         """Add one rule: a ``FaultRule``, a dict, or its fields as keywords."""
         self.state.faults.add(as_rules(rule if rule is not None else fields))
 
+    @property
+    def stability(self) -> StabilityAccount:
+        """The emulated Stability account under ``/stability`` (credits, jobs, counters)."""
+        account: StabilityAccount = self.app.state.stability
+        return account
+
+    @property
+    def stability_url(self) -> str:
+        """Base URL to give the Stability client."""
+        return f"{self.url}{PREFIX}"
+
     def clear_faults(self) -> None:
         self.state.faults.clear()
 
     def faults(self) -> list[dict[str, Any]]:
-        return self.state.faults.list()
+        return self.state.faults.describe()
 
     def reset(self) -> None:
         """Clear predictions, uploads, counters and faults; restore the configured balance."""
         self.state.reset()
+        self.stability.reset()
 
     def configure(self, **changes: Any) -> EmulatorConfig:
         return self.state.configure(changes)

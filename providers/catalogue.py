@@ -26,8 +26,8 @@ from pydantic import (
     model_validator,
 )
 
-from studio.contracts import BlobRef, OutputKind
-from studio.errors import FieldError, InvalidRequestError
+from contracts.errors import FieldError, InvalidRequestError
+from contracts.operation import BlobRef, OutputKind
 
 CATALOGUE_FILE = Path(__file__).with_name("catalogue.yaml")
 
@@ -53,36 +53,8 @@ class Operation(StrEnum):
     OPTIMIZE_PROMPT = "optimize_prompt"
 
 
-class QuotaCategory(StrEnum):
-    """The plan counter an operation consumes; pre-flight checks and settlement move the same one."""
-
-    IMAGES = "images"
-    EDITS = "edits"
-    FACE_SWAPS = "face_swaps"
-    MODELS_3D = "models_3d"
-    TEXT = "text"
-
-
-QUOTA_CATEGORY: dict[Operation, QuotaCategory] = {
-    Operation.TEXT_TO_IMAGE: QuotaCategory.IMAGES,
-    Operation.CHARACTER: QuotaCategory.IMAGES,
-    Operation.EDIT: QuotaCategory.EDITS,
-    Operation.UPSCALE: QuotaCategory.EDITS,
-    Operation.TRANSLATE: QuotaCategory.EDITS,
-    Operation.ERASE: QuotaCategory.EDITS,
-    Operation.EXPAND: QuotaCategory.EDITS,
-    Operation.BACKGROUND: QuotaCategory.EDITS,
-    Operation.REMOVE_TEXT: QuotaCategory.EDITS,
-    Operation.FACE_SWAP: QuotaCategory.FACE_SWAPS,
-    Operation.IMAGE_TO_3D: QuotaCategory.MODELS_3D,
-    Operation.TEXT_TO_3D: QuotaCategory.MODELS_3D,
-    Operation.CAPTION: QuotaCategory.TEXT,
-    Operation.OPTIMIZE_PROMPT: QuotaCategory.TEXT,
-}
-
-
 class Tier(StrEnum):
-    """Price/quality band used by ``recommend_model`` (the seed's budget/mid/premium)."""
+    """A model's price/quality band (the seed's budget/mid/premium); see ``domain.recommend``."""
 
     BUDGET = "budget"
     MID = "mid"
@@ -161,6 +133,8 @@ class InputField(BaseModel):
 
 
 class OutputSpec(BaseModel):
+    """What a model returns: the kind of output and the file formats it can produce."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     kind: OutputKind
@@ -168,16 +142,25 @@ class OutputSpec(BaseModel):
     """File formats the model can return; the first is the usual one."""
 
 
+ProviderName = Literal["wavespeed", "stability", "huggingface", "gemini"]
+
+
 class ModelSpec(BaseModel):
-    """One WaveSpeed model and everything the engine needs to know about it."""
+    """One hosted model and everything the engine needs to know about it."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     id: str
     """Short id used by our API, e.g. ``qwen-image``."""
     name: str
+    provider: ProviderName = "wavespeed"
+    """Who runs it; the worker needs that provider's key (docs/providers.md)."""
+    synchronous: bool = False
+    """The image comes in the POST response: no job id, nothing to reconcile; an unanswered
+    POST is possible provider cost and is never repeated on the same provider."""
     path: str
-    """WaveSpeed model path: ``POST /api/v3/{path}``."""
+    """The provider's model path: WaveSpeed ``POST /api/v3/{path}``, Stability
+    ``POST /v2beta/{path}``."""
     operations: tuple[Operation, ...]
     price_usd: Decimal
     """One price per run: validation, estimates and settlement all use it."""
@@ -217,17 +200,16 @@ class ModelSpec(BaseModel):
             raise ValueError(f"model {self.id!r} has no operation")
         return self
 
-    @property
-    def quota_category(self) -> QuotaCategory:
-        return QUOTA_CATEGORY[self.operations[0]]
-
     def field(self, name: str) -> InputField | None:
+        """The input field named ``name``, if the model has one."""
         return next((f for f in self.inputs if f.name == name), None)
 
     def image_fields(self) -> tuple[InputField, ...]:
+        """The model's image inputs (single images and lists), in declaration order."""
         return tuple(f for f in self.inputs if f.type in ("image", "images"))
 
     def field_for_role(self, role: ImageRole) -> InputField | None:
+        """The input field that takes images of ``role``, if the model has one."""
         return next((f for f in self.inputs if f.role == role), None)
 
     def validate_inputs(
@@ -269,6 +251,8 @@ class Catalogue(BaseModel):
 
     version: int
     models: tuple[ModelSpec, ...]
+    routes: dict[Operation, dict[str, tuple[str, ...]]] = Field(default_factory=dict)
+    """Per operation, quality tier -> model ids tried in order when ``provider="auto"``."""
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Catalogue:
@@ -277,7 +261,28 @@ class Catalogue(BaseModel):
             if spec.id in seen:
                 raise ValueError(f"model id {spec.id!r} appears twice")
             seen.add(spec.id)
+        for operation, tiers in self.routes.items():
+            for tier, ids in tiers.items():
+                for model_id in ids:
+                    if model_id not in seen or operation not in self.get(model_id).operations:
+                        raise ValueError(
+                            f"route {operation}/{tier}: {model_id!r} does not serve it"
+                        )
         return self
+
+    def route(self, operation: Operation, tier: str) -> tuple[ModelSpec, ...]:
+        """The models a quality tier tries in order; unknown tiers name ``options.quality``."""
+        tiers = self.routes.get(operation, {})
+        if tier not in tiers:
+            raise InvalidRequestError(
+                f"no route for quality {tier!r} of {operation}",
+                [
+                    FieldError(
+                        "options.quality", f"unknown tier {tier!r}", "one of " + ", ".join(tiers)
+                    )
+                ],
+            )
+        return tuple(self.get(model_id) for model_id in tiers[tier])
 
     def get(self, model_id: str) -> ModelSpec:
         """The model with this id, or an error naming the field and listing known ids."""
@@ -290,15 +295,23 @@ class Catalogue(BaseModel):
         )
 
     def by_path(self, path: str) -> ModelSpec | None:
+        """The model with this provider path, if catalogued."""
         return next((m for m in self.models if m.path == path), None)
 
     def ids(self) -> list[str]:
+        """Every model id, in catalogue order."""
         return [m.id for m in self.models]
 
     def for_operation(self, operation: Operation) -> list[ModelSpec]:
+        """The models that serve ``operation``, in catalogue order (the first is the default)."""
         return [m for m in self.models if operation in m.operations]
 
     def price(self, model_id: str) -> Decimal:
+        """The price per run of ``model_id`` in USD.
+
+        Raises:
+            InvalidRequestError: the model is unknown.
+        """
         return self.get(model_id).price_usd
 
     def resolve(self, operation: Operation, model_id: str | None) -> ModelSpec:
@@ -376,16 +389,14 @@ def _annotation(spec: InputField, wire: bool) -> Any:
     if spec.type == "boolean":
         return Annotated[bool, Field(strict=True)]
     if spec.type == "enum":
-        return Literal[tuple(spec.values or ())]  # type: ignore[misc]
+        return Literal[tuple(spec.values or ())]
     if spec.type == "size":
         return Annotated[str, AfterValidator(_size_checker(spec))]
-    image = ImageUrl if wire else ImageInput
     if spec.type == "image":
-        return image
+        return ImageUrl if wire else ImageInput
     if spec.type == "images":
-        return Annotated[
-            list[image], Field(min_length=spec.min_items or 1, max_length=spec.max_items)
-        ]
+        count = Field(min_length=spec.min_items or 1, max_length=spec.max_items)
+        return Annotated[list[ImageUrl], count] if wire else Annotated[list[ImageInput], count]
     raise AssertionError(spec.type)
 
 
@@ -395,7 +406,7 @@ def _input_model(spec: ModelSpec, wire: bool) -> type[BaseModel]:
     for f in spec.inputs:
         annotation = _annotation(f, wire)
         fields[f.name] = (annotation, ...) if f.required else (annotation | None, None)
-    return create_model(  # type: ignore[call-overload]
+    return create_model(
         ("Wire_" if wire else "Inputs_") + re.sub(r"\W", "_", spec.id),
         __config__=ConfigDict(extra="forbid"),
         **fields,
@@ -403,6 +414,11 @@ def _input_model(spec: ModelSpec, wire: bool) -> type[BaseModel]:
 
 
 def parse_catalogue(data: Mapping[str, Any]) -> Catalogue:
+    """A catalogue from already-parsed YAML/JSON data.
+
+    Raises:
+        pydantic.ValidationError: an entry is malformed (at start-up, not in front of a user).
+    """
     return Catalogue.model_validate(data)
 
 
@@ -421,70 +437,3 @@ def export_model_list(
         catalogue.for_operation(operation) if operation else catalogue.models
     )
     return [m.model_dump(mode="json") for m in models]
-
-
-class Recommendation(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    model: ModelSpec
-    reason: str
-    alternatives: tuple[ModelSpec, ...]
-
-
-TIER_BONUS: dict[str, dict[Tier, float]] = {
-    "free": {Tier.BUDGET: 50, Tier.MID: 20, Tier.PREMIUM: 0},
-    "basic": {Tier.BUDGET: 30, Tier.MID: 30, Tier.PREMIUM: 10},
-    "pro": {Tier.BUDGET: 10, Tier.MID: 30, Tier.PREMIUM: 50},
-    "enterprise": {Tier.BUDGET: 0, Tier.MID: 30, Tier.PREMIUM: 50},
-}
-
-
-def recommend_model(
-    catalogue: Catalogue,
-    operation: Operation,
-    *,
-    plan: str = "free",
-    min_resolution: int | None = None,
-    max_price_usd: Decimal | None = None,
-) -> Recommendation:
-    """The seed's ``recommend_model``: cheaper is better, larger outputs help, and the plan's tier
-    tilts the choice (free plans lean to budget models, pro/enterprise to premium ones)."""
-    candidates = [
-        m
-        for m in catalogue.for_operation(operation)
-        if (max_price_usd is None or m.price_usd <= max_price_usd)
-        and (min_resolution is None or _max_side(m) >= min_resolution)
-    ]
-    if not candidates:
-        raise InvalidRequestError(
-            f"no model for {operation} fits the constraints",
-            [FieldError("min_resolution" if min_resolution else "max_price_usd", "no model fits")],
-        )
-    cheapest = min(m.price_usd for m in candidates) or Decimal("0.001")
-    bonus = TIER_BONUS.get(plan, TIER_BONUS["free"])
-
-    def score(m: ModelSpec) -> float:
-        price_score = 50 * float(cheapest / m.price_usd) if m.price_usd else 50.0
-        return (
-            price_score
-            + 20 * min(_max_side(m), 8192) / 8192
-            + bonus[m.tier]
-            + (5 if m.source == "code" else 0)
-        )
-
-    ranked = sorted(candidates, key=lambda m: (-score(m), m.price_usd, m.id))
-    best = ranked[0]
-    reason = (
-        f"${best.price_usd} per run, {best.tier.value} tier"
-        + (f", up to {best.max_resolution}" if best.max_resolution else "")
-        + f"; best fit for the {plan} plan among {len(candidates)} {operation.value} model(s)"
-    )
-    return Recommendation(model=best, reason=reason, alternatives=tuple(ranked[1:4]))
-
-
-def _max_side(spec: ModelSpec) -> int:
-    if spec.max_resolution:
-        match = SIZE_PATTERN.fullmatch(spec.max_resolution)
-        if match:
-            return max(int(match[1]), int(match[2]))
-    return 1024

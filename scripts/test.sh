@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set up and run the whole test suite. Extra arguments go to pytest.
+# Set up, lint (scripts/lint.sh: ruff check, ruff format --check, mypy), then run the whole test
+# suite. A lint failure fails the run before any test starts. Extra arguments go to pytest.
 #
 # The Temporal SDK can abort the interpreter at exit after every test passed (sdk-python#300,
 # "PyGILState_Release"). conftest.py records pytest's real exit status in a file before exit; if
@@ -8,6 +9,10 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh || exit 1
+if ! bash scripts/lint.sh --skip-bootstrap; then
+  echo "test run failed: lint did not pass (see the checks named above)" >&2
+  exit 1
+fi
 
 status_file=$(mktemp)
 trap 'rm -f "$status_file"' EXIT

@@ -1,26 +1,27 @@
-"""The backend's entry points: start durable image operations and get stored results back.
+"""The backend's entry point: start durable image operations and pipelines, get stored results.
 
-The functions mirror the seed system's unified entry points (``generate_image``,
-``generate_character_image``, ``generate_image_edit``, ``generate_image_upscale``,
-``generate_image_to_3d``, ``generate_face_swap``, ``generate_image_translate``) plus the utility
-edits, but each runs as a Temporal workflow: it survives restarts, pays once and can be read in the
-Temporal UI. Every function has a ``start_`` twin that returns a handle without waiting.
+Each operation runs as a Temporal workflow: it survives restarts, pays once and can be read in the
+Temporal UI. Images may be given as bytes, file paths, https URLs, data URIs or ``BlobRef``s; they
+enter the blob store first. Bad input raises ``InvalidRequestError`` naming the field before
+anything starts; a refused quota raises ``QuotaExceededError`` (the seed's 429 detail); a failed
+run raises ``OperationFailedError`` (nothing charged).
 
-Images may be given as bytes, file paths, https URLs, data URIs or ``BlobRef``s; they enter the
-blob store first. Bad input raises ``InvalidRequestError`` naming the field before anything starts;
-a refused quota raises ``QuotaExceededError`` (the seed's 429 detail); a failed run raises
-``OperationFailedError`` (nothing charged).
+    studio = await Studio.connect()
+    result = await studio.generate_image("a lighthouse at dawn", user_id="u42")
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Concatenate, ParamSpec
+import hashlib
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
-from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
@@ -29,81 +30,45 @@ from temporalio.common import (
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from providers.catalogue import (
-    Catalogue,
-    ImageRole,
-    Operation,
-    Recommendation,
-    load_catalogue,
-    recommend_model,
-)
-from studio.blobs import BlobStore
-from studio.contracts import BlobRef, OperationProgress, OperationRequest, OperationResult
-from studio.errors import FieldError, InvalidRequestError
-from studio.ingest import ImageIngestor, ImageSource
-from studio.ledger.blob_owners import BlobOwners
-from studio.ledger.db import shared_engine
-from studio.options import GenerateOptions, OperationOptions, parse_options
-from studio.outcomes import failure_from_workflow
-from studio.pipelines.client import DefinitionSource, PipelineClient, PipelineHandle, PipelineQuote
-from studio.pipelines.contracts import PipelineResult
-from studio.pricing import CostEstimate, EstimateItem, estimate_cost
-from studio.requests import compose_request
-from studio.search import (
+from blobs.ingest import MAX_IMAGES_PER_FIELD, ImageIngestor, ImageSource
+from blobs.open_store import open_blob_store
+from blobs.signing import url_signer
+from config.settings import StudioSettings, get_settings
+from contracts.errors import FieldError, InvalidRequestError
+from contracts.operation import BlobRef, OperationRequest, OperationResult
+from contracts.pipeline import PipelineResult
+from contracts.search import (
     STUDIO_MODEL,
     STUDIO_OPERATION,
     STUDIO_PIPELINE,
     STUDIO_STATUS,
     STUDIO_USER,
 )
-from studio.settings import StudioSettings, get_settings
+from contracts.webhooks import CallerWebhook, WebhookRun
+from domain.options import GenerateOptions, OperationOptions, parse_options
+from domain.pricing import CostEstimate, EstimateItem, estimate_cost
+from domain.recommend import Recommendation, recommend_model
+from domain.requests import compose_request
+from domain.run_ids import fingerprint, new_operation_id
+from ledger.blob_owners import BlobOwners
+from ledger.db import shared_engine
+from ledger.run_records import RunRecords
+from providers.catalogue import Catalogue, ImageRole, Operation, load_catalogue
+from studio.create_operations import CreateOperations
+from studio.edit_operations import EditOperations
+from studio.handles import OperationHandle
+from studio.model_runs import ModelRuns, as_webhook
+from studio.operations import Options
+from studio.pipelines import DefinitionSource, PipelineClient, PipelineHandle, PipelineQuote
+from studio.run_list import RunKind, RunPage, list_runs
 from studio.temporal import connect, temporal_client, ui_url
+from studio.webhooks import start_with_webhook
 from workflows.operation import ImageOperationWorkflow
 
-Options = OperationOptions | dict[str, Any] | None
-P = ParamSpec("P")
+ImageInputs = Mapping[ImageRole, ImageSource | Sequence[ImageSource] | None]
 
 
-@dataclass
-class OperationHandle:
-    """A running (or finished) operation: wait for it, watch it, cancel it."""
-
-    handle: WorkflowHandle[Any, OperationResult]
-    request: OperationRequest
-    ui_url: str
-
-    @property
-    def workflow_id(self) -> str:
-        return self.handle.id
-
-    async def result(self) -> OperationResult:
-        try:
-            return await self.handle.result()
-        except WorkflowFailureError as exc:
-            raise failure_from_workflow(exc, self.handle.id) from None
-
-    async def progress(self) -> OperationProgress:
-        return await self.handle.query(ImageOperationWorkflow.progress)
-
-    async def cancel(self) -> None:
-        await self.handle.cancel()
-
-
-def _waiting(
-    start: Callable[Concatenate[Studio, P], Awaitable[OperationHandle]],
-) -> Callable[Concatenate[Studio, P], Awaitable[OperationResult]]:
-    """The waiting twin of a ``start_`` method: same arguments, returns the result."""
-
-    @functools.wraps(start)
-    async def run(self: Studio, *args: P.args, **kwargs: P.kwargs) -> OperationResult:
-        return await (await start(self, *args, **kwargs)).result()
-
-    run.__name__ = run.__qualname__ = start.__name__.removeprefix("start_")
-    run.__doc__ = f"Like ``{start.__name__}``, but waits and returns the stored result."
-    return run
-
-
-class Studio:
+class Studio(CreateOperations, EditOperations, ModelRuns):
     """Holds a Temporal client and the blob store; one per process is plenty.
 
     Without a client (``Studio(None, settings)``) it still validates, quotes and estimates.
@@ -118,7 +83,9 @@ class Studio:
         self.client = client
         self.settings = settings or get_settings()
         self.catalogue = catalogue or load_catalogue()
-        self.blobs = BlobStore(self.settings.blob_root, max_pixels=self.settings.max_input_pixels)
+        self.blobs = open_blob_store(self.settings)
+        self.signer = url_signer(self.settings)
+        """Checks the HTTP API's signed download links."""
         self._ingestor = ImageIngestor(self.blobs, self.settings)
         self.pipelines = PipelineClient(
             client, self.settings, self.catalogue, self.blobs, self._ingestor
@@ -126,31 +93,69 @@ class Studio:
 
     @classmethod
     async def connect(cls, settings: StudioSettings | None = None) -> Studio:
+        """A ``Studio`` connected to the Temporal server the settings name."""
         settings = settings or get_settings()
         return cls(await connect(settings), settings)
 
-    # ------------------------------------------------------------------ generic
+    @property
+    def temporal(self) -> Client:
+        """The Temporal client; raises when this ``Studio`` was built without one."""
+        return temporal_client(self.client)
+
+    # ------------------------------------------------------------------ any operation
 
     async def build_request(
         self,
         operation: Operation,
-        user_id: str | None,
-        options: Options = None,
         *,
+        user_id: str,
+        options: Options = None,
         prompt: str | None = None,
-        images: Mapping[ImageRole, ImageSource | Sequence[ImageSource] | None] | None = None,
+        images: ImageInputs | None = None,
         params: Mapping[str, Any] | None = None,
         label: str | None = None,
         options_type: type[OperationOptions] = OperationOptions,
         pipeline_id: str | None = None,
         step: str | None = None,
         operation_id: str | None = None,
+        idempotency_key: str | None = None,
     ) -> OperationRequest:
-        """Validate and normalise a request for any operation (no workflow is started)."""
+        """Validate and normalise a request for any operation; no workflow is started.
+
+        Images are stored (and the caller made their owner) before the request is built, so the
+        request carries blob references only.
+
+        Raises:
+            InvalidRequestError: naming every bad field, before anything is paid.
+        """
         opts = parse_options(options_type, options)
         if options_type is OperationOptions or prompt is None:
             self.catalogue.resolve(operation, opts.model)  # unknown model fails before any upload
-        return compose_request(
+        asked = None
+        if operation_id is None and pipeline_id is None:
+            # What the caller asked for, before anything is fetched: a reused key with another
+            # request is refused here, so the second body's images are never fetched or stored.
+            asked = fingerprint(
+                {
+                    "operation": operation.value,
+                    "user": user_id,
+                    "options": opts.model_dump(mode="json"),
+                    "prompt": prompt,
+                    "params": dict(params or {}),
+                    "images": {r.value: _source_token(v) for r, v in (images or {}).items()},
+                }
+            )
+            operation_id = new_operation_id(operation.value, user_id or "", idempotency_key)
+            if idempotency_key is not None and user_id:
+                await asyncio.to_thread(
+                    self.records().check,
+                    run_id=operation_id,
+                    user_id=user_id,
+                    kind="operation",
+                    key=idempotency_key,
+                    fingerprint=asked,
+                )
+        request = compose_request(
             self.catalogue,
             operation,
             user_id,
@@ -163,38 +168,42 @@ class Studio:
             pipeline_id=pipeline_id,
             step=step,
         )
+        if asked is None:
+            return request
+        return request.model_copy(update={"idempotency_key": idempotency_key, "fingerprint": asked})
 
-    async def _ingest(
+    async def start_request(
         self,
-        images: Mapping[ImageRole, ImageSource | Sequence[ImageSource] | None],
-        user_id: str | None,
-    ) -> dict[ImageRole, BlobRef | list[BlobRef]]:
-        refs: dict[ImageRole, BlobRef | list[BlobRef]] = {}
-        for role, source in images.items():
-            if source is None:
-                continue
-            field = f"images.{role.value}"
-            if isinstance(source, (list, tuple)):
-                refs[role] = [
-                    await self._ingestor.ingest(s, field=f"{field}[{i}]")
-                    for i, s in enumerate(source)
-                ]
-            else:
-                refs[role] = await self._ingestor.ingest(source, field=field)
-        if user_id and refs:  # the caller may read back what it uploaded
-            shas = [
-                r.sha256
-                for value in refs.values()
-                for r in (value if isinstance(value, list) else [value])
-            ]
-            await asyncio.to_thread(self.owners().grant, user_id, shas)
-        return refs
+        operation: Operation,
+        *,
+        user_id: str,
+        options: Options,
+        idempotency_key: str | None,
+        label: str,
+        prompt: str | None = None,
+        images: ImageInputs | None = None,
+        params: Mapping[str, Any] | None = None,
+        options_type: type[OperationOptions] = OperationOptions,
+    ) -> OperationHandle:
+        """Validate a request for ``operation``, store its images and start its run."""
+        request = await self.build_request(
+            operation,
+            user_id=user_id,
+            options=options,
+            prompt=prompt,
+            images=images,
+            params=params,
+            label=label,
+            options_type=options_type,
+            idempotency_key=idempotency_key,
+        )
+        return await self.start_operation(request)
 
-    def owners(self) -> BlobOwners:
-        return BlobOwners(shared_engine(self.settings.ledger_url, self.settings.auto_migrate))
-
-    async def start_operation(self, request: OperationRequest) -> OperationHandle:
-        """Start the workflow for a validated request (idempotent per operation id)."""
+    async def start_operation(
+        self, request: OperationRequest, *, webhook: CallerWebhook | None = None
+    ) -> OperationHandle:
+        """Start the workflow for a validated request (idempotent per operation id); with
+        ``webhook``, its end is POSTed to the caller, signed (``studio.webhooks``)."""
         spec = self.catalogue.get(request.model_id)
         summary = f"{request.label or request.operation} · {spec.path} · user {request.user_id}"
         attributes = [
@@ -205,7 +214,43 @@ class Studio:
         ]
         if request.pipeline_id:
             attributes.append(SearchAttributePair(STUDIO_PIPELINE, request.pipeline_id))
-        client = temporal_client(self.client)
+        client = self.temporal
+        if request.pipeline_id is None:
+            claimed = await asyncio.to_thread(
+                self.records().claim,
+                run_id=request.operation_id,
+                user_id=request.user_id,
+                kind="operation",
+                operation=request.operation,
+                key=request.idempotency_key,
+                fingerprint=request.fingerprint
+                or fingerprint(request.model_dump(mode="json", exclude={"operation_id"})),
+            )
+            if claimed.ended:  # the same request after its run ended: never a second run
+                return OperationHandle(
+                    self.operation(request.operation_id).handle,
+                    request,
+                    ui_url(self.settings, request.operation_id),
+                    self.records(),
+                )
+        if webhook is not None:
+            await start_with_webhook(
+                client,
+                self.settings,
+                WebhookRun(
+                    run_id=request.operation_id,
+                    kind="operation",
+                    webhook=webhook,
+                    operation=request,
+                    search_attributes={p.key.name: str(p.value) for p in attributes},
+                    summary=summary.encode()[:200].decode(errors="ignore"),
+                    details=_static_details(request, spec.path, spec.price_usd),
+                ),
+            )
+            reattached = self.operation(request.operation_id)
+            return OperationHandle(
+                reattached.handle, request, reattached.ui_url, reattached.records
+            )
         try:
             handle = await client.start_workflow(
                 ImageOperationWorkflow.run,
@@ -223,10 +268,59 @@ class Studio:
             handle = client.get_workflow_handle_for(
                 ImageOperationWorkflow.run, request.operation_id
             )
-        return OperationHandle(handle, request, ui_url(self.settings, request.operation_id))
+        return OperationHandle(
+            handle, request, ui_url(self.settings, request.operation_id), self.records()
+        )
 
     async def run_operation(self, request: OperationRequest) -> OperationResult:
+        """Start a validated request and wait for its stored result."""
         return await (await self.start_operation(request)).result()
+
+    def operation(self, operation_id: str) -> OperationHandle:
+        """A handle to an existing operation (by its id, e.g. from the HTTP API or the CLI)."""
+        handle: WorkflowHandle[Any, OperationResult] = self.temporal.get_workflow_handle_for(
+            ImageOperationWorkflow.run, operation_id
+        )
+        return OperationHandle(handle, None, ui_url(self.settings, operation_id), self.records())
+
+    async def upload(self, source: ImageSource, *, user_id: str) -> BlobRef:
+        """Store an image once (bytes, a path, an https URL, a data URI) and make ``user_id`` its
+        owner; pass the ``BlobRef`` (``blob:<sha256>`` over HTTP) to any operation."""
+        ref = await self._ingestor.ingest(source, field="file")
+        await asyncio.to_thread(self.owners().grant, user_id, [ref.sha256])
+        return ref
+
+    async def list_runs(
+        self,
+        user_id: str,
+        *,
+        kind: RunKind | None = None,
+        status: str | None = None,
+        operation: str | None = None,
+        since: datetime | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+    ) -> RunPage:
+        """A page of ``user_id``'s runs, newest first; ``page.cursor`` fetches the next one."""
+        return await list_runs(
+            self.temporal,
+            user_id,
+            kind=kind,
+            status=status,
+            operation=operation,
+            since=since,
+            limit=limit,
+            cursor=cursor,
+            key=self.signer.key,
+        )
+
+    def read(self, blob: BlobRef) -> bytes:
+        """The stored file's bytes (checked against its hash by the store)."""
+        return self.blobs.read_bytes(blob)
+
+    def save(self, blob: BlobRef, destination: str | os.PathLike[str]) -> Path:
+        """Write the stored file to ``destination`` (a file name; the format's suffix is added)."""
+        return self.blobs.export(blob, Path(destination))
 
     def estimate(
         self, requests: OperationRequest | EstimateItem | Iterable[OperationRequest | EstimateItem]
@@ -235,380 +329,127 @@ class Studio:
         return estimate_cost(self.catalogue, requests)
 
     def recommend(self, operation: Operation, **constraints: Any) -> Recommendation:
+        """A model for ``operation`` by price, resolution and plan tier (see ``recommend_model``)."""
         return recommend_model(self.catalogue, operation, **constraints)
+
+    def download_url(self, blob: BlobRef, *, expires_in: int | None = None) -> str:
+        """A URL that serves ``blob`` without credentials until it expires (for ``<img src>``).
+
+        S3: a presigned URL; the local store: a signed link to the HTTP API. ``expires_in``
+        defaults to ``STUDIO_DOWNLOAD_URL_TTL_SECONDS``.
+        """
+        ttl = expires_in if expires_in is not None else self.settings.download_url_ttl_seconds
+        return self.blobs.download_url(blob, expires_in=ttl)
+
+    def records(self) -> RunRecords:
+        """Every run's durable record: key, request fingerprint, and how it ended."""
+        return RunRecords(shared_engine(self.settings.ledger_url, self.settings.auto_migrate))
+
+    def owners(self) -> BlobOwners:
+        """Who may read which stored file (the ledger's ownership table)."""
+        return BlobOwners(shared_engine(self.settings.ledger_url, self.settings.auto_migrate))
 
     # ------------------------------------------------------------------ pipelines
 
     async def quote_pipeline(
-        self, definition: DefinitionSource, user_id: str, *, resume_of: str | None = None
+        self, definition: DefinitionSource, *, user_id: str, resume_of: str | None = None
     ) -> PipelineQuote:
         """Price a pipeline before it runs; for a resume, only the steps that must run again."""
         return await self.pipelines.quote(definition, user_id, resume_of=resume_of)
 
     async def start_pipeline(
-        self, definition: DefinitionSource, user_id: str, *, resume_of: str | None = None
+        self,
+        definition: DefinitionSource,
+        *,
+        user_id: str,
+        resume_of: str | None = None,
+        idempotency_key: str | None = None,
+        webhook_url: str | CallerWebhook | None = None,
     ) -> PipelineHandle:
-        """Validate, reserve the quote and start a pipeline; each step runs as a child operation."""
-        return await self.pipelines.start(definition, user_id, resume_of=resume_of)
+        """Validate, reserve the quote and start a pipeline; each step runs as a child operation.
+        ``webhook_url``: the run's end is POSTed there, signed (``studio.webhooks``)."""
+        return await self.pipelines.start(
+            definition,
+            user_id,
+            resume_of=resume_of,
+            idempotency_key=idempotency_key,
+            webhook=as_webhook(webhook_url),
+        )
 
-    async def run_pipeline(self, definition: DefinitionSource, user_id: str) -> PipelineResult:
-        return await (await self.start_pipeline(definition, user_id)).result()
+    async def run_pipeline(
+        self,
+        definition: DefinitionSource,
+        *,
+        user_id: str,
+        idempotency_key: str | None = None,
+    ) -> PipelineResult:
+        """Start a pipeline and wait for its result."""
+        handle = await self.start_pipeline(
+            definition, user_id=user_id, idempotency_key=idempotency_key
+        )
+        return await handle.result()
 
     async def resume_pipeline(self, pipeline_id: str) -> PipelineHandle:
         """Run a failed or cancelled pipeline again, paying only for steps that must run again."""
         return await self.pipelines.resume(pipeline_id)
 
     def pipeline(self, pipeline_id: str) -> PipelineHandle:
+        """A handle to an existing pipeline run."""
         return self.pipelines.handle(pipeline_id)
 
-    # ------------------------------------------------------------------ the operations
+    # ------------------------------------------------------------------ helpers
 
-    async def start_generate_image(
-        self, prompt: str, options: Options = None, user_id: str | None = None
-    ) -> OperationHandle:
-        """Text-to-image, with Create Studio templates, presets, styles, quality tiers and variations."""
-        return await self.start_operation(
-            await self.build_request(
-                Operation.TEXT_TO_IMAGE,
-                user_id,
-                options,
-                prompt=prompt,
-                label="text to image",
-                options_type=GenerateOptions,
-            )
+    async def _ingest(
+        self, images: ImageInputs, user_id: str | None
+    ) -> dict[ImageRole, BlobRef | list[BlobRef]]:
+        refs: dict[ImageRole, BlobRef | list[BlobRef]] = {}
+        for role, source in images.items():
+            if source is None:
+                continue
+            field = f"images.{role.value}"
+            if isinstance(source, (bytes, bytearray, str, os.PathLike, BlobRef)):
+                refs[role] = await self._ingestor.ingest(source, field=field)
+            else:
+                source = list(source)
+                if len(source) > MAX_IMAGES_PER_FIELD:  # refused before anything is fetched
+                    raise InvalidRequestError(
+                        f"{field} has {len(source)} images",
+                        [FieldError(field, "too many images", f"at most {MAX_IMAGES_PER_FIELD}")],
+                    )
+                refs[role] = [
+                    await self._ingestor.ingest(s, field=f"{field}[{i}]")
+                    for i, s in enumerate(source)
+                ]
+        if user_id and refs:  # the caller may read back what it uploaded
+            shas = [
+                r.sha256
+                for value in refs.values()
+                for r in (value if isinstance(value, list) else [value])
+            ]
+            await asyncio.to_thread(self.owners().grant, user_id, shas)
+        return refs
+
+
+def _source_token(source: Any) -> Any:
+    """An image argument as it goes into a request fingerprint (bytes by their hash)."""
+    if isinstance(source, BlobRef):
+        return f"blob:{source.sha256}"
+    if isinstance(source, (bytes, bytearray)):
+        return f"sha256:{hashlib.sha256(source).hexdigest()}"
+    if isinstance(source, os.PathLike):
+        return f"path:{os.fspath(source)}"
+    if isinstance(source, str):
+        return (
+            source
+            if len(source) <= 2048
+            else f"sha256:{hashlib.sha256(source.encode()).hexdigest()}"
         )
-
-    async def start_generate_character_image(
-        self,
-        prompt: str,
-        reference_image: ImageSource,
-        user_id: str | None = None,
-        options: Options = None,
-    ) -> OperationHandle:
-        """A new image of the character in ``reference_image`` (style, aspect_ratio, rendering_speed in ``extra``)."""
-        return await self._start(
-            Operation.CHARACTER,
-            user_id,
-            options,
-            prompt=prompt,
-            images={ImageRole.REFERENCE: reference_image},
-            label="character image",
-        )
-
-    async def start_generate_image_edit(
-        self,
-        image: ImageSource,
-        prompt: str,
-        user_id: str | None = None,
-        options: Options = None,
-        *,
-        mask: ImageSource | None = None,
-        references: Sequence[ImageSource] = (),
-    ) -> OperationHandle:
-        """Edit ``image`` as ``prompt`` says; a mask (white = change) where the model takes one."""
-        images: dict[ImageRole, Any] = {ImageRole.BASE: image, ImageRole.MASK: mask}
-        if references:
-            images[ImageRole.REFERENCE] = list(references)
-        return await self._start(
-            Operation.EDIT, user_id, options, prompt=prompt, images=images, label="edit"
-        )
-
-    async def start_generate_image_upscale(
-        self,
-        image: ImageSource,
-        user_id: str | None = None,
-        options: Options = None,
-        *,
-        target_resolution: str | None = None,
-    ) -> OperationHandle:
-        """Upscale ``image`` (``target_resolution`` 2k/4k/8k where the model takes it)."""
-        return await self._start(
-            Operation.UPSCALE,
-            user_id,
-            options,
-            images={ImageRole.BASE: image},
-            params={"target_resolution": target_resolution},
-            label=f"upscale {target_resolution or ''}".strip(),
-        )
-
-    async def start_generate_image_to_3d(
-        self,
-        image: ImageSource,
-        user_id: str | None = None,
-        options: Options = None,
-        *,
-        views: Mapping[str, ImageSource] | None = None,
-        prompt: str | None = None,
-    ) -> OperationHandle:
-        """A 3D model (GLB and friends) from ``image``; multi-view models take ``views`` back/left/right."""
-        spec = self.catalogue.resolve(
-            Operation.IMAGE_TO_3D, parse_options(OperationOptions, options).model
-        )
-        main = next(
-            (
-                r
-                for r in (ImageRole.BASE, ImageRole.SKETCH, ImageRole.FRONT)
-                if spec.field_for_role(r)
-            ),
-            ImageRole.BASE,
-        )
-        images: dict[ImageRole, Any] = {main: image}
-        for name, source in (views or {}).items():
-            try:
-                images[ImageRole(name)] = source
-            except ValueError:
-                raise InvalidRequestError(
-                    "unknown view",
-                    [FieldError(f"views.{name}", "unknown view", "front, back, left or right")],
-                ) from None
-        return await self._start(
-            Operation.IMAGE_TO_3D,
-            user_id,
-            options,
-            prompt=prompt,
-            images=images,
-            label="image to 3D",
-        )
-
-    async def start_generate_text_to_3d(
-        self, prompt: str, user_id: str | None = None, options: Options = None
-    ) -> OperationHandle:
-        """A 3D model from a text prompt."""
-        return await self._start(
-            Operation.TEXT_TO_3D, user_id, options, prompt=prompt, label="text to 3D"
-        )
-
-    async def start_generate_face_swap(
-        self,
-        base_image: ImageSource,
-        face_image: ImageSource,
-        user_id: str | None = None,
-        options: Options = None,
-        *,
-        target_faces: Sequence[ImageSource] = (),
-    ) -> OperationHandle:
-        """Put the face from ``face_image`` onto ``base_image`` (``target_faces`` picks which, where supported)."""
-        images: dict[ImageRole, Any] = {ImageRole.BASE: base_image, ImageRole.FACE: face_image}
-        if target_faces:
-            images[ImageRole.TARGET_FACE] = list(target_faces)
-        return await self._start(
-            Operation.FACE_SWAP, user_id, options, images=images, label="face swap"
-        )
-
-    async def start_generate_image_translate(
-        self,
-        image: ImageSource,
-        target_language: str,
-        user_id: str | None = None,
-        options: Options = None,
-    ) -> OperationHandle:
-        """Translate the text in ``image`` into ``target_language`` (a code like ``en`` or a name)."""
-        spec = self.catalogue.resolve(
-            Operation.TRANSLATE, parse_options(OperationOptions, options).model
-        )
-        field = next((f for f in spec.inputs if f.name in ("target_language", "target_lang")), None)
-        params = {field.name: _language_value(target_language, field.values or ())} if field else {}
-        return await self._start(
-            Operation.TRANSLATE,
-            user_id,
-            options,
-            images={ImageRole.BASE: image},
-            params=params,
-            label=f"translate to {target_language}",
-        )
-
-    async def start_erase_image(
-        self,
-        image: ImageSource,
-        user_id: str | None = None,
-        options: Options = None,
-        *,
-        mask: ImageSource | None = None,
-        prompt: str | None = None,
-    ) -> OperationHandle:
-        """Remove objects (the white area of ``mask``, or what ``prompt`` names)."""
-        return await self._start(
-            Operation.ERASE,
-            user_id,
-            options,
-            prompt=prompt,
-            images={ImageRole.BASE: image, ImageRole.MASK: mask},
-            label="erase",
-        )
-
-    async def start_expand_image(
-        self,
-        image: ImageSource,
-        user_id: str | None = None,
-        options: Options = None,
-        *,
-        aspect_ratio: str | None = None,
-        prompt: str | None = None,
-    ) -> OperationHandle:
-        """Outpaint ``image`` to a wider canvas (``aspect_ratio`` where the model takes it)."""
-        return await self._start(
-            Operation.EXPAND,
-            user_id,
-            options,
-            prompt=prompt,
-            images={ImageRole.BASE: image},
-            params={"aspect_ratio": aspect_ratio},
-            label="expand",
-        )
-
-    async def start_replace_background(
-        self,
-        image: ImageSource,
-        prompt: str | None = None,
-        user_id: str | None = None,
-        options: Options = None,
-        *,
-        reference: ImageSource | None = None,
-    ) -> OperationHandle:
-        """Keep the subject, generate a new background from ``prompt`` or a ``reference`` image."""
-        return await self._start(
-            Operation.BACKGROUND,
-            user_id,
-            options,
-            prompt=prompt,
-            images={ImageRole.BASE: image, ImageRole.REFERENCE: reference},
-            label="background",
-        )
-
-    async def start_remove_image_text(
-        self, image: ImageSource, user_id: str | None = None, options: Options = None
-    ) -> OperationHandle:
-        """Remove overlaid text from ``image``."""
-        return await self._start(
-            Operation.REMOVE_TEXT,
-            user_id,
-            options,
-            images={ImageRole.BASE: image},
-            label="remove text",
-        )
-
-    async def start_caption_image(
-        self, image: ImageSource, user_id: str | None = None, options: Options = None
-    ) -> OperationHandle:
-        """Describe ``image`` in words; the caption is in ``result.texts``."""
-        return await self._start(
-            Operation.CAPTION, user_id, options, images={ImageRole.BASE: image}, label="caption"
-        )
-
-    async def start_optimize_prompt(
-        self,
-        prompt: str,
-        user_id: str | None = None,
-        options: Options = None,
-        *,
-        image: ImageSource | None = None,
-    ) -> OperationHandle:
-        """Rewrite ``prompt`` into a stronger one; the result is in ``result.texts``."""
-        return await self._start(
-            Operation.OPTIMIZE_PROMPT,
-            user_id,
-            options,
-            prompt=prompt,
-            images={ImageRole.REFERENCE: image},
-            label="optimize prompt",
-        )
-
-    async def _start(
-        self, operation: Operation, user_id: str | None, options: Options, **kwargs: Any
-    ) -> OperationHandle:
-        return await self.start_operation(
-            await self.build_request(operation, user_id, options, **kwargs)
-        )
-
-    generate_image = _waiting(start_generate_image)
-    generate_character_image = _waiting(start_generate_character_image)
-    generate_image_edit = _waiting(start_generate_image_edit)
-    generate_image_upscale = _waiting(start_generate_image_upscale)
-    generate_image_to_3d = _waiting(start_generate_image_to_3d)
-    generate_text_to_3d = _waiting(start_generate_text_to_3d)
-    generate_face_swap = _waiting(start_generate_face_swap)
-    generate_image_translate = _waiting(start_generate_image_translate)
-    erase_image = _waiting(start_erase_image)
-    expand_image = _waiting(start_expand_image)
-    replace_background = _waiting(start_replace_background)
-    remove_image_text = _waiting(start_remove_image_text)
-    caption_image = _waiting(start_caption_image)
-    optimize_prompt = _waiting(start_optimize_prompt)
+    if isinstance(source, Sequence):
+        return [_source_token(s) for s in source]
+    return repr(source)
 
 
-OPERATION_FUNCTIONS = (
-    "generate_image",
-    "generate_character_image",
-    "generate_image_edit",
-    "generate_image_upscale",
-    "generate_image_to_3d",
-    "generate_text_to_3d",
-    "generate_face_swap",
-    "generate_image_translate",
-    "erase_image",
-    "expand_image",
-    "replace_background",
-    "remove_image_text",
-    "caption_image",
-    "optimize_prompt",
-)
-
-# ---------------------------------------------------------------------- module-level functions
-
-_default: Studio | None = None
-
-
-async def default_studio() -> Studio:
-    """A process-wide ``Studio`` connected from the environment on first use."""
-    global _default
-    if _default is None:
-        _default = await Studio.connect()
-    return _default
-
-
-def _module_function(name: str) -> Callable[..., Awaitable[Any]]:
-    method = getattr(Studio, name)
-
-    @functools.wraps(method)
-    async def call(*args: Any, studio: Studio | None = None, **kwargs: Any) -> Any:
-        return await getattr(studio or await default_studio(), name)(*args, **kwargs)
-
-    return call
-
-
-for _name in OPERATION_FUNCTIONS:
-    globals()[_name] = _module_function(_name)
-    globals()[f"start_{_name}"] = _module_function(f"start_{_name}")
-
-
-# ---------------------------------------------------------------------- helpers
-
-LANGUAGE_NAMES = {
-    "en": "english",
-    "zh": "chinese-simplified",
-    "ja": "japanese",
-    "ko": "korean",
-    "fr": "french",
-    "de": "german",
-    "es": "spanish",
-    "ru": "russian",
-    "ar": "arabic",
-}
-
-
-def _language_value(language: str, allowed: Sequence[str | int]) -> str:
-    """``en`` or ``english``, whichever spelling the model's field takes."""
-    wanted = language.strip().lower()
-    if wanted in allowed:
-        return wanted
-    by_name = {v: k for k, v in LANGUAGE_NAMES.items()}
-    for candidate in (LANGUAGE_NAMES.get(wanted), by_name.get(wanted)):
-        if candidate in allowed:
-            return candidate  # type: ignore[return-value]
-    return wanted
-
-
-def _static_details(request: OperationRequest, path: str, price: Any) -> str:
+def _static_details(request: OperationRequest, path: str, price: Decimal) -> str:
     fields = ", ".join(f"`{k}`" for k in sorted(request.inputs))
     lines = [
         f"**{request.operation}** with `{request.model_id}` (`{path}`), ${price} per result",
@@ -624,8 +465,7 @@ __all__ = [
     "GenerateOptions",
     "OperationHandle",
     "OperationOptions",
+    "PipelineHandle",
+    "PipelineQuote",
     "Studio",
-    "default_studio",
-    *OPERATION_FUNCTIONS,
-    *(f"start_{n}" for n in OPERATION_FUNCTIONS),
 ]

@@ -1,31 +1,42 @@
-"""``studio``: run the embedded stack, run operations with a live progress display, inspect usage."""
+"""``studio``: run the embedded stack, run operations with a live progress display, inspect usage.
+
+Errors are one line on stderr with a documented exit code (``studio.cli_common.EXIT_CODES``);
+``--json`` prints only JSON on stdout; input is validated before anything connects."""
 
 from __future__ import annotations
 
 import asyncio
-import json
+import os
 import signal
 import time
+from importlib import metadata
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from config.settings import StudioSettings, get_settings
+from contracts.operation import OperationRequest, OperationResult
+from domain.options import GenerateOptions
 from providers.catalogue import Operation, export_model_list, load_catalogue
-from studio import cli_ledger, cli_pipeline
-from studio.api import OperationHandle, Studio
-from studio.blobs import BlobStore
-from studio.cli_common import console, fail, maybe_stack
-from studio.contracts import OperationPhase, OperationResult
-from studio.errors import StudioError
-from studio.settings import StudioSettings, get_settings
+from studio import cli_gates, cli_ledger, cli_pipeline, cli_runs
+from studio.api import Studio
+from studio.cli_common import (
+    EXIT_CODES,
+    client,
+    console,
+    example_file,
+    maybe_stack,
+    print_json,
+    run_app,
+)
 from studio.stack import EmbeddedStack
-from studio.temporal import ui_url
 
 app = typer.Typer(
-    help="Image Studio Engine: durable AI image operations on Temporal.", no_args_is_help=True
+    help="Image Studio Engine: durable AI image operations on Temporal.",
+    epilog=EXIT_CODES,
+    no_args_is_help=True,
 )
 db_app = typer.Typer(help="Ledger database.")
 app.add_typer(db_app, name="db")
@@ -33,39 +44,58 @@ for command in (
     cli_pipeline.run,
     cli_pipeline.quote,
     cli_pipeline.resume,
-    cli_pipeline.status,
-    cli_pipeline.cancel,
+    cli_runs.status,
+    cli_runs.cancel,
+    cli_gates.approve,
+    cli_gates.reject,
 ):
-    app.command()(command)
+    app.command(epilog=EXIT_CODES)(command)
+app.command("list", epilog=EXIT_CODES)(cli_runs.list_runs)
 app.command("pipeline-schema")(cli_pipeline.pipeline_schema)
 app.add_typer(cli_ledger.admin_app, name="admin")
 app.add_typer(cli_ledger.ledger_app, name="ledger")
-EXAMPLE_PIPELINE = Path(__file__).resolve().parent.parent / "examples" / "generate-upscale-3d.yaml"
-
-PHASE_STEP = {
-    OperationPhase.PENDING: 0,
-    OperationPhase.RESERVED: 1,
-    OperationPhase.UPLOADING: 1,
-    OperationPhase.SUBMITTED: 2,
-    OperationPhase.WAITING: 2,
-    OperationPhase.STORING: 3,
-    OperationPhase.SETTLING: 4,
-    OperationPhase.SUCCEEDED: 5,
-    OperationPhase.FAILED: 5,
-    OperationPhase.CANCELLED: 5,
-}
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON on stdout (nothing else).")]
 
 
-@app.command()
+def _version(value: bool) -> None:
+    if value:
+        try:
+            version = metadata.version("image-studio-engine")
+        except metadata.PackageNotFoundError:  # running from a source tree without an install
+            version = "unknown (not installed)"
+        print(f"studio {version}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Image Studio Engine: durable AI image operations on Temporal."""
+
+
+def main() -> None:
+    """The ``studio`` command (one-line errors with documented exit codes)."""
+    run_app(app)
+
+
+@app.command(epilog=EXIT_CODES)
 def demo(
     user: Annotated[str, typer.Option(help="User the run is billed to.")] = "demo-user",
-    file: Annotated[Path, typer.Option(help="Pipeline to run.")] = EXAMPLE_PIPELINE,
+    file: Annotated[
+        Path | None, typer.Option(help="Pipeline to run (default: the shipped example).")
+    ] = None,
 ) -> None:
     """Start the embedded stack and run the generate → upscale → image-to-3D example pipeline."""
-    cli_pipeline.run(file, user=user, embedded=True, yes=True)
+    cli_pipeline.run(
+        file or example_file("generate-upscale-3d.yaml"), user=user, embedded=True, yes=True
+    )
 
 
-@app.command()
+@app.command(epilog=EXIT_CODES)
 def generate(
     prompt: str,
     user: Annotated[str, typer.Option(help="User the run is billed to.")] = "demo-user",
@@ -74,14 +104,28 @@ def generate(
     variations: Annotated[int, typer.Option(min=1, max=10)] = 1,
     seed: Annotated[int | None, typer.Option()] = None,
     embedded: Annotated[bool, typer.Option(help="Start the embedded stack for this run.")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """Run a text-to-image against the configured Temporal cluster (or the embedded stack)."""
     settings = get_settings()
     options = {"model": model, "size": size, "num_variations": variations, "seed": seed}
     options = {k: v for k, v in options.items() if v is not None}
+    request = asyncio.run(  # validated before anything connects or starts
+        Studio(None, settings).build_request(
+            Operation.TEXT_TO_IMAGE,
+            user_id=user,
+            options=options,
+            prompt=prompt,
+            options_type=GenerateOptions,
+            label="generate",
+        )
+    )
     with maybe_stack(settings, embedded):
-        result = asyncio.run(_generate(settings, prompt, options, user))
-    _print_result(settings, result)
+        result = asyncio.run(_generate(settings, request, as_json))
+    if as_json:
+        print_json(result.model_dump(mode="json"))
+    else:
+        cli_runs.show_result(settings, result)
 
 
 @app.command()
@@ -108,6 +152,22 @@ def up() -> None:
 
 
 @app.command()
+def worker(
+    processes: Annotated[
+        int,
+        typer.Option(
+            "--processes", "-p", min=0, help="Worker processes on this host (0: one per CPU)."
+        ),
+    ] = 1,
+) -> None:
+    """Run worker processes under one supervisor: a crashed one is restarted, SIGTERM stops all
+    gracefully. Configuration from the environment, as for ``python worker.py``."""
+    from studio.worker_pool import WorkerPool
+
+    raise typer.Exit(WorkerPool(processes or os.cpu_count() or 1).run())
+
+
+@app.command()
 def api(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int | None, typer.Option(help="Port (default STUDIO_API_PORT, 8000).")] = None,
@@ -116,12 +176,14 @@ def api(
     import uvicorn
 
     from studio.http.app import create_app
+    from studio.logs import configure_logging
 
     settings = get_settings()
-    uvicorn.run(create_app(settings), host=host, port=port or settings.api_port, log_level="info")
+    configure_logging(settings)
+    uvicorn.run(create_app(settings), host=host, port=port or settings.api_port, log_config=None)
 
 
-@app.command()
+@app.command(epilog=EXIT_CODES)
 def models(
     operation: Annotated[
         Operation | None, typer.Option(help="Only models for this operation.")
@@ -131,7 +193,7 @@ def models(
     """The model catalogue: operation, price, limits and input fields."""
     catalogue = load_catalogue()
     if as_json:
-        print(json.dumps(export_model_list(catalogue, operation), indent=2))
+        print_json(export_model_list(catalogue, operation))
         return
     table = Table("id", "operations", "price", "output", "path")
     for spec in catalogue.for_operation(operation) if operation else catalogue.models:
@@ -145,23 +207,29 @@ def models(
     console.print(table)
 
 
-@app.command()
-def usage(user: str) -> None:
+@app.command(epilog=EXIT_CODES)
+def usage(user: str, as_json: AsJson = False) -> None:
     """A user's plan, counters and spend in the current billing period."""
-    from activities.resources import StudioResources
+    from ledger.service import open_ledger
 
-    resources = StudioResources.from_settings(get_settings())
-    console.print_json(data=resources.ledger.usage(user).to_dict())
+    settings = get_settings()
+    ledger = open_ledger(settings.ledger_url, auto_migrate=settings.auto_migrate)
+    if as_json:
+        print_json(ledger.usage(user).to_dict())
+    else:
+        console.print_json(data=ledger.usage(user).to_dict())
 
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
-    """Apply the ledger's Alembic migrations to STUDIO_DATABASE_URL."""
-    from studio.ledger.db import create_ledger_engine, current_revision, upgrade
+    """Apply the ledger's Alembic migrations to STUDIO_DATABASE_URL and load the plans."""
+    from ledger.db import create_ledger_engine, current_revision, upgrade
+    from ledger.service import Ledger
 
     settings = get_settings()
     engine = create_ledger_engine(settings.ledger_url)
     upgrade(engine)
+    Ledger(engine).sync_plans()  # before any worker starts, so replicas don't race to insert
     console.print(f"ledger at revision {current_revision(engine)}")
 
 
@@ -169,63 +237,12 @@ def db_upgrade() -> None:
 
 
 async def _generate(
-    settings: StudioSettings, prompt: str, options: dict, user: str
+    settings: StudioSettings, request: OperationRequest, as_json: bool
 ) -> OperationResult:
-    studio = await Studio.connect(settings)
-    try:
-        handle = await studio.start_generate_image(prompt, options, user)
-    except StudioError as exc:
-        fail(exc)
-    console.print(f"run [bold]{handle.workflow_id}[/] · {handle.ui_url}")
-    return await _follow(handle)
-
-
-async def _follow(handle: OperationHandle) -> OperationResult:
-    """Show the run's phase live (from the workflow's query) until it ends."""
-    result_task = asyncio.ensure_future(handle.result())
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    ) as progress:
-        task = progress.add_task("pending", total=5)
-        while not result_task.done():
-            try:
-                state = await handle.progress()
-                progress.update(
-                    task,
-                    completed=PHASE_STEP[state.phase],
-                    description=f"{state.phase.value}: {state.detail[:70]}",
-                )
-            except Exception:  # the query can race the worker picking the run up; keep showing
-                pass
-            await asyncio.wait({result_task}, timeout=0.3)
-        progress.update(task, completed=5)
-    try:
-        return result_task.result()
-    except StudioError as exc:
-        fail(exc)
-
-
-def _print_result(settings: StudioSettings, result: OperationResult) -> None:
-    blobs = BlobStore(settings.blob_root)
-    for index, output in enumerate(result.outputs):
-        if output.blob is not None:
-            size = f" {output.blob.width}x{output.blob.height}" if output.blob.width else ""
-            named = blobs.export(
-                output.blob, settings.data_dir / "outputs" / f"{result.workflow_id}-{index}"
-            )
-            console.print(f"[green]stored[/] {named}")
-            console.print(f"  {output.blob.media_type}{size}; blob sha256 {output.blob.sha256}")
-        elif output.text is not None:
-            console.print(f"[green]text[/] {output.text}")
-    console.print(f"charged ${result.cost_usd} · predictions {', '.join(result.prediction_ids)}")
-    console.print(
-        f"Temporal UI: {ui_url(settings, result.workflow_id)} (run `studio up` to browse it)"
-    )
+    studio = Studio(await client(settings), settings)
+    handle = await studio.start_operation(request)
+    return await cli_runs.follow(handle, quiet=as_json)
 
 
 if __name__ == "__main__":
-    app()
+    main()

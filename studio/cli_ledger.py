@@ -9,17 +9,17 @@ from typing import Annotated
 
 import typer
 
+from config.settings import get_settings
+from ledger.service import Ledger, open_ledger
 from studio.cli_common import client, console
-from studio.settings import get_settings
 
 admin_app = typer.Typer(help="Assign plans, grant credit, set budgets.", no_args_is_help=True)
 ledger_app = typer.Typer(help="Check and reconcile the books.", no_args_is_help=True)
 
 
-def _ledger():  # type: ignore[no-untyped-def]
-    from activities.resources import StudioResources
-
-    return StudioResources.from_settings(get_settings()).ledger
+def _ledger() -> Ledger:
+    settings = get_settings()
+    return open_ledger(settings.ledger_url, auto_migrate=settings.auto_migrate)
 
 
 def _amount(text: str) -> Decimal:
@@ -67,7 +67,7 @@ def set_cap(
 @ledger_app.command("check")
 def check(user: Annotated[str | None, typer.Option(help="Only this user.")] = None) -> None:
     """Prove every counter equals the sum of its events (exit 1 if not)."""
-    from studio.ledger.audit import verify
+    from ledger.audit import verify
 
     problems = verify(_ledger().engine, user_id=user)
     for problem in problems:
@@ -79,24 +79,53 @@ def check(user: Annotated[str | None, typer.Option(help="Only this user.")] = No
 
 @ledger_app.command("reconcile")
 def reconcile(
-    threshold: Annotated[str, typer.Option(help="Flag drift above this many USD.")] = "0.50",
+    threshold: Annotated[
+        str | None, typer.Option(help="Flag a window's drift above this many USD.")
+    ] = None,
+    ratio: Annotated[
+        str | None, typer.Option(help="... or above this share of its spend (0.01 = 1%).")
+    ] = None,
+    cumulative: Annotated[
+        str | None, typer.Option(help="Flag the running total of drift above this many USD.")
+    ] = None,
+    reset_cumulative: Annotated[
+        bool, typer.Option(help="Start the running total afresh (after a top-up).")
+    ] = False,
 ) -> None:
-    """Run ledger maintenance now: balance reconciliation and stale-hold expiry."""
-    from workflows.maintenance import LedgerMaintenanceWorkflow, MaintenanceRequest
+    """Run ledger maintenance now: balance reconciliation and stale-hold expiry (exit 1 if
+    flagged)."""
+    from studio.schedules import maintenance_request
+    from workflows.maintenance import LedgerMaintenanceWorkflow
 
     settings = get_settings()
+    changes: dict[str, object] = {"reset_cumulative": reset_cumulative}
+    for name, value in (
+        ("drift_threshold_usd", threshold),
+        ("drift_threshold_ratio", ratio),
+        ("cumulative_threshold_usd", cumulative),
+    ):
+        if value is not None:
+            changes[name] = _amount(value)
+    request = maintenance_request(settings, **changes)
 
-    async def _run() -> None:
+    async def _run() -> bool:
         temporal = await client(settings)
         report = await temporal.execute_workflow(
             LedgerMaintenanceWorkflow.run,
-            MaintenanceRequest(drift_threshold_usd=_amount(threshold)),
+            request,
             id=f"ledger-maintenance-manual-{uuid.uuid4().hex[:8]}",
             task_queue=settings.task_queue,
         )
         console.print(report.reconcile.summary)
+        for unmatched in report.reconcile.unmatched:
+            console.print(
+                f"  unmatched ({unmatched.side}): {unmatched.prediction_id} "
+                f"{unmatched.model} {unmatched.status}"
+            )
         console.print(
             f"stale holds examined {report.expiry.examined}, expired {len(report.expiry.expired)}"
         )
+        return report.reconcile.flagged
 
-    asyncio.run(_run())
+    if asyncio.run(_run()):
+        raise typer.Exit(1)

@@ -1,4 +1,5 @@
-"""Pipeline commands: ``run FILE``, ``quote FILE``, ``resume RUN``, ``status RUN``, ``cancel RUN``."""
+"""Pipeline commands: ``run FILE``, ``quote FILE``, ``resume RUN`` and a pipeline's ``status``
+(gates: ``studio.cli_gates``; ``status``/``cancel`` of any run: ``studio.cli_runs``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -19,20 +21,22 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from blobs.open_store import open_blob_store
+from config.settings import StudioSettings, get_settings
+from contracts.errors import StudioError
+from contracts.pipeline import FINISHED_STATES, PipelineProgress, PipelineResult
+from domain.pipelines.definition import write_json_schema
 from studio.api import Studio
-from studio.blobs import BlobStore
+from studio.cli_common import RUN_FAILED, confirm, console, errors, print_json
 from studio.cli_common import client as _client
-from studio.cli_common import console
-from studio.cli_common import fail as _fail
 from studio.cli_common import guard as _guard
 from studio.cli_common import maybe_stack as _maybe_stack
-from studio.errors import StudioError
-from studio.pipelines.client import PipelineHandle, PipelineQuote
-from studio.pipelines.contracts import FINISHED_STATES, PipelineProgress, PipelineResult
-from studio.pipelines.definition import write_json_schema
-from studio.settings import StudioSettings, get_settings
+from studio.cli_gates import show_waiting
+from studio.events import ApprovalEvent, ProgressEvent, RunEvent, final_outcome
+from studio.pipelines import PipelineHandle, PipelineQuote
 
 User = Annotated[str, typer.Option(help="User the run is billed to.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON on stdout (nothing else).")]
 Embedded = Annotated[
     bool,
     typer.Option(help="Start the embedded stack (dev server, emulator, worker) for this command."),
@@ -44,78 +48,75 @@ def run(
     user: User = "demo-user",
     embedded: Embedded = False,
     yes: Annotated[
-        bool, typer.Option("--yes", "-y", help="Do not ask before reserving the quote.")
-    ] = True,
+        bool | None,
+        typer.Option(
+            "--yes/--ask",
+            "-y",
+            help="Reserve the quote without asking (default: ask when stdin is a terminal).",
+        ),
+    ] = None,
+    as_json: AsJson = False,
 ) -> None:
     """Quote a pipeline file, then run it with live progress; prints where every output is stored."""
     settings = get_settings()
+    quoted = asyncio.run(_quote_file(settings, file, user, None))  # before any connection
+    _show_quote(quoted, quiet=as_json)
+    if not confirm("Reserve this quote and run?", yes):
+        raise typer.Exit(RUN_FAILED)
     with _maybe_stack(settings, embedded):
-        asyncio.run(_run(settings, file, user, yes))
+        _guard(asyncio.run, _run(settings, file, user, as_json))
 
 
 def quote(
     file: Path,
     user: User = "demo-user",
     resume_of: Annotated[str | None, typer.Option(help="Price a resume of this run.")] = None,
+    as_json: AsJson = False,
 ) -> None:
     """Price a pipeline before it runs (no stack needed)."""
     settings = get_settings()
-
-    async def _quote() -> None:
-        studio = Studio(None, settings)  # pricing needs the catalogue and the ledger, not Temporal
-        _show_quote(await studio.quote_pipeline(file, user, resume_of=resume_of))
-
-    _guard(asyncio.run, _quote())
+    quoted = asyncio.run(_quote_file(settings, file, user, resume_of))
+    if as_json:
+        print_json({**quoted.model_dump(mode="json"), "summary": quoted.describe()})
+    else:
+        _show_quote(quoted)
 
 
 def resume(
-    run_id: Annotated[str, typer.Argument(metavar="RUN")], embedded: Embedded = False
+    run_id: Annotated[str, typer.Argument(metavar="RUN")],
+    embedded: Embedded = False,
+    as_json: AsJson = False,
 ) -> None:
     """Run a failed or cancelled pipeline again; steps with stored outputs are not paid again."""
     settings = get_settings()
 
     async def _resume() -> None:
         studio = Studio(await _client(settings), settings)
-        previous = studio.pipelines._cache().run(run_id)
+        previous = studio.pipelines.stored_run(run_id)
         if previous is not None:
             _show_quote(
-                await studio.quote_pipeline(previous.definition, previous.user_id, resume_of=run_id)
+                await studio.quote_pipeline(
+                    previous.definition, user_id=previous.user_id, resume_of=run_id
+                ),
+                quiet=as_json,
             )
         handle = await studio.resume_pipeline(run_id)
-        await _follow(settings, handle)
+        await _finish(settings, handle, as_json)
 
     with _maybe_stack(settings, embedded):
         _guard(asyncio.run, _resume())
 
 
-def status(
-    run_id: Annotated[str, typer.Argument(metavar="RUN")],
-    watch: Annotated[bool, typer.Option(help="Follow until it ends.")] = False,
+async def show_status(
+    settings: StudioSettings, handle: PipelineHandle, watch: bool, as_json: bool
 ) -> None:
-    """Each step's state, cost so far and outputs."""
-    settings = get_settings()
-
-    async def _status() -> None:
-        studio = Studio(await _client(settings), settings)
-        handle = studio.pipeline(run_id)
-        if watch:
-            await _follow(settings, handle)
-        else:
-            _show_progress(await handle.progress())
-
-    _guard(asyncio.run, _status())
-
-
-def cancel(run_id: Annotated[str, typer.Argument(metavar="RUN")]) -> None:
-    """Cancel a running pipeline: running steps stop, their reservations are released."""
-    settings = get_settings()
-
-    async def _cancel() -> None:
-        studio = Studio(await _client(settings), settings)
-        await studio.pipeline(run_id).cancel()
-        console.print(f"cancellation requested for {run_id}")
-
-    _guard(asyncio.run, _cancel())
+    """``studio status`` of a pipeline: its steps now, or followed until it ends."""
+    if watch:
+        await _finish(settings, handle, as_json)
+    elif as_json:
+        print_json((await handle.progress()).model_dump(mode="json"))
+    else:
+        _show_progress(await handle.progress())
 
 
 def pipeline_schema(output: Path = Path("docs/pipeline.schema.json")) -> None:
@@ -127,43 +128,59 @@ def pipeline_schema(output: Path = Path("docs/pipeline.schema.json")) -> None:
 # ---------------------------------------------------------------------- helpers
 
 
-async def _run(settings: StudioSettings, file: Path, user: str, yes: bool) -> None:
+async def _quote_file(
+    settings: StudioSettings, file: Path, user: str, resume_of: str | None
+) -> PipelineQuote:
+    """Read and price ``file`` without Temporal: every mistake in it is reported first."""
+    studio = Studio(None, settings)  # pricing needs the catalogue and the ledger, not Temporal
+    return await studio.quote_pipeline(file, user_id=user, resume_of=resume_of)
+
+
+async def _run(settings: StudioSettings, file: Path, user: str, as_json: bool) -> None:
     studio = Studio(await _client(settings), settings)
+    handle = await studio.start_pipeline(file, user_id=user)
+    await _finish(settings, handle, as_json)
+
+
+async def _finish(settings: StudioSettings, handle: PipelineHandle, as_json: bool) -> None:
+    """Follow the run; print its outputs (or its JSON); a failure ends the command."""
     try:
-        _show_quote(await studio.quote_pipeline(file, user))
-        if not yes and not typer.confirm("Reserve this quote and run?"):
-            raise typer.Exit(1)
-        handle = await studio.start_pipeline(file, user)
-    except StudioError as exc:
-        _fail(exc)
-    await _follow(settings, handle)
+        result = await _follow(handle, quiet=as_json)
+    except StudioError:
+        with contextlib.suppress(Exception):
+            _show_progress(await handle.progress(), to=errors)
+        raise
+    if as_json:
+        print_json(result.model_dump(mode="json"))
+    else:
+        _print_outputs(settings, result)
 
 
-async def _follow(settings: StudioSettings, handle: PipelineHandle) -> PipelineResult:
-    console.print(f"run [bold]{handle.pipeline_id}[/] · {handle.ui_url}")
-    result_task = asyncio.ensure_future(handle.result())
+async def _follow(handle: PipelineHandle, *, quiet: bool) -> PipelineResult:
+    """Bars per step from ``handle.events()``; a waiting gate shows what it asks, once."""
+    errors.print(f"run [bold]{handle.pipeline_id}[/] · {handle.ui_url}")
     bars: dict[str, TaskID] = {}
+    last: RunEvent | None = None
+    latest: PipelineProgress | None = None
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=console,
+        console=errors,
+        disable=quiet,
     ) as progress:
-        while True:
-            with contextlib.suppress(Exception):  # the query can race the worker picking the run up
-                _update_bars(progress, bars, await handle.progress())
-            if result_task.done():
-                break
-            await asyncio.wait({result_task}, timeout=0.3)
-    try:
-        result = result_task.result()
-    except StudioError as exc:
-        with contextlib.suppress(Exception):
-            _show_progress(await handle.progress())
-        _fail(exc)
-    _print_outputs(settings, result)
+        async for event in handle.events():
+            last = event
+            if isinstance(event, ProgressEvent) and isinstance(event.progress, PipelineProgress):
+                _update_bars(progress, bars, event.progress)
+                latest = event.progress
+            if isinstance(event, ApprovalEvent) and latest is not None and not quiet:
+                show_waiting(latest)
+    assert last is not None, "events() always ends with the result or the error"
+    result = final_outcome(last)
+    assert isinstance(result, PipelineResult)
     return result
 
 
@@ -178,7 +195,9 @@ def _update_bars(progress: Progress, bars: dict[str, TaskID], state: PipelinePro
         )
 
 
-def _show_quote(quote: PipelineQuote) -> None:
+def _show_quote(quote: PipelineQuote, *, quiet: bool = False) -> None:
+    if quiet:
+        return
     table = Table(
         "step",
         "operation",
@@ -187,25 +206,25 @@ def _show_quote(quote: PipelineQuote) -> None:
         "units",
         "unit price",
         "worst case",
-        "reuse",
+        "note",
         title=f"quote: {quote.name}",
     )
     for step in quote.steps:
         table.add_row(
             step.name,
             step.operation,
-            step.model_id or "(local)",
+            step.model_id or ("(a person)" if step.operation == "approve" else "(local)"),
             str(step.runs),
             str(step.units),
             f"${step.unit_price_usd}",
             f"${step.worst_case_usd}",
-            "stored" if step.reusable else "",
+            "stored" if step.reusable else ("after approval" if step.after_approval else ""),
         )
-    console.print(table)
-    console.print(f"[bold]{quote.describe()}[/]")
+    errors.print(table)
+    errors.print(f"[bold]{quote.describe()}[/]")
 
 
-def _show_progress(state: PipelineProgress) -> None:
+def _show_progress(state: PipelineProgress, to: Console = console) -> None:
     table = Table(
         "step", "state", "runs", "cost", "outputs", title=f"{state.pipeline_id}: {state.state}"
     )
@@ -220,12 +239,13 @@ def _show_progress(state: PipelineProgress) -> None:
             f"${step.cost_usd}",
             outputs,
         )
-    console.print(table)
-    console.print(f"cost ${state.cost_usd} of ${state.quoted_usd} quoted")
+    to.print(table)
+    to.print(f"cost ${state.cost_usd} of ${state.quoted_usd} quoted")
+    show_waiting(state)
 
 
 def _print_outputs(settings: StudioSettings, result: PipelineResult) -> None:
-    blobs = BlobStore(settings.blob_root)
+    blobs = open_blob_store(settings)
     for step in result.steps:
         for index, output in enumerate(step.outputs):
             if output.blob is not None:

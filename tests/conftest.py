@@ -22,11 +22,13 @@ from pydantic import SecretStr
 from temporalio.client import Client
 
 from activities.resources import StudioResources
+from config.settings import StudioSettings
 from emulator.config import EmulatorConfig
 from emulator.server import EmulatorServer
+from ledger.db import create_ledger_engine, ensure_schema
+from ledger.service import Ledger
 from studio.api import Studio
 from studio.http.app import create_app
-from studio.settings import StudioSettings
 from studio.stack import ChildProcess, dev_server, free_port, wait_for_port
 from studio.temporal import connect
 from worker import build_worker
@@ -54,23 +56,85 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 POSTGRES_URL = os.environ.get(
     "STUDIO_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
+IN_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+"""Under CI a missing prerequisite fails the run: a green CI must have tested everything."""
+
+
+def require(available: bool, missing: str, install: str) -> None:
+    """Skip (locally, reason printed by ``-rs``) or fail (under ``CI=true``) when ``missing``."""
+    if available:
+        return
+    if IN_CI:
+        pytest.fail(f"CI=true but {missing}; install it: {install}", pytrace=False)
+    pytest.skip(f"{missing} (install: {install})")
+
+
+HYPOTHESIS_SEED: int | None = None
+"""Under CI every hypothesis test runs from one seed, printed so a failure can be replayed."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global HYPOTHESIS_SEED
+    if not IN_CI:
+        return
+    from hypothesis import core
+
+    given = config.getoption("hypothesis_seed", None) or os.environ.get("STUDIO_HYPOTHESIS_SEED")
+    HYPOTHESIS_SEED = int(given) if given else int.from_bytes(os.urandom(4), "big")
+    core.global_force_seed = HYPOTHESIS_SEED
+
+
+def _seed_line() -> str:
+    return (
+        f"hypothesis seed {HYPOTHESIS_SEED} (replay: pytest --hypothesis-seed={HYPOTHESIS_SEED})"
+        if HYPOTHESIS_SEED is not None
+        else "hypothesis: random seeds (CI=true fixes and prints one)"
+    )
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    mode = "CI=true: PostgreSQL and Chromium are required" if IN_CI else "local"
+    return [f"studio test mode: {mode}", _seed_line()]
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    skipped = len(terminalreporter.stats.get("skipped", []))
+    terminalreporter.write_line(f"studio: {skipped} skipped (reasons above); {_seed_line()}")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Every test that reaches the PostgreSQL server carries the marker (``-m "not postgres"``).
+    for item in items:
+        if "postgres_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.postgres)
+
+
+def _shown(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
 
 
 @pytest.fixture(scope="session")
 def postgres_server() -> str:
-    """The PostgreSQL server CI provides; tests that need it skip, saying why, where there is none."""
+    """The PostgreSQL server CI provides: required under CI, a printed skip elsewhere."""
     from sqlalchemy import create_engine, text
 
     engine = create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
+    problem = None
     try:
         with engine.connect() as conn:
             conn.execute(text("select 1"))
     except Exception as exc:  # noqa: BLE001 - any failure means "no server here"
-        pytest.skip(
-            f"PostgreSQL not reachable at {POSTGRES_URL} ({type(exc).__name__}); set STUDIO_TEST_POSTGRES_URL"
-        )
+        problem = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
     finally:
         engine.dispose()
+    require(
+        problem is None,
+        f"PostgreSQL is not reachable at {_shown(POSTGRES_URL)} ({problem})",
+        "a PostgreSQL server (apt-get install postgresql, or the docker-compose service) and "
+        "STUDIO_TEST_POSTGRES_URL pointing at it",
+    )
     return POSTGRES_URL
 
 
@@ -92,12 +156,23 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
         admin.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Each ledger test runs on the embedded default and on the production database."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'ledger.db'}"
     return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def ledger(ledger_url: str) -> Iterator[Ledger]:
+    """A migrated ledger with the plans loaded, on SQLite and (marked postgres) PostgreSQL."""
+    engine = create_ledger_engine(ledger_url)
+    ensure_schema(engine, auto_migrate=True)
+    book = Ledger(engine)
+    book.sync_plans()
+    yield book
+    engine.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -132,6 +207,55 @@ def temporal_address(temporal_server: TemporalServer) -> str:
     return temporal_server.address
 
 
+@dataclass
+class S3Server:
+    """moto's S3 server over real HTTP: the S3 protocol without a cloud account."""
+
+    endpoint: str
+
+    def settings(self, base: StudioSettings, bucket: str | None = None) -> StudioSettings:
+        """``base`` with blobs in a fresh bucket on this server."""
+        import boto3
+
+        bucket = bucket or f"studio-{uuid.uuid4().hex[:12]}"
+        boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=S3_KEY_ID,
+            aws_secret_access_key=S3_SECRET,
+        ).create_bucket(Bucket=bucket)
+        return base.model_copy(
+            update={
+                "blob_backend": "s3",
+                "s3_bucket": bucket,
+                "s3_endpoint_url": self.endpoint,
+                "s3_access_key_id": S3_KEY_ID,
+                "s3_secret_access_key": SecretStr(S3_SECRET),
+            }
+        )
+
+
+S3_KEY_ID, S3_SECRET = "studio-test", f"s3-secret-{uuid.uuid4().hex}"
+
+
+@pytest.fixture(scope="session")
+def s3_server(data_dir: Path) -> Iterator[S3Server]:
+    """A moto S3 server on a free port, started like the dev server and stopped after the run."""
+    port = free_port()
+    server = ChildProcess(
+        "moto",
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        data_dir / "moto.log",
+    )
+    server.start()
+    try:
+        wait_for_port("127.0.0.1", port, timeout=60, process=server.process, name="moto S3 server")
+        yield S3Server(f"http://127.0.0.1:{port}")
+    finally:
+        server.stop()
+
+
 @pytest.fixture(scope="session")
 def emulator() -> Iterator[EmulatorServer]:
     server = EmulatorServer(EmulatorConfig(processing_seconds=0.2, api_key=API_KEY))
@@ -160,6 +284,9 @@ def settings(
         task_queue="studio-tests",
         wavespeed_api_key=API_KEY,
         wavespeed_base_url=emulator.url,
+        stability_api_key=API_KEY,
+        stability_base_url=emulator.stability_url,
+        stability_timeout_seconds=2.0,
         submit_timeout_seconds=3.0,
         request_timeout_seconds=5.0,
         activity_start_to_close_seconds=10.0,

@@ -14,16 +14,20 @@ import pytest_asyncio
 from sqlalchemy import text
 
 from activities.resources import StudioResources
+from config.settings import StudioSettings
+from contracts.errors import OperationFailedError, QuotaExceededError
+from contracts.maintenance import MaintenanceRequest
+from contracts.operation import OperationPhase
 from emulator.config import EmulatorConfig
 from emulator.server import EmulatorServer
+from ledger.audit import verify
 from providers.catalogue import Operation, load_catalogue
 from studio.api import Studio
-from studio.errors import OperationFailedError, QuotaExceededError
-from studio.ledger.audit import verify
-from studio.settings import StudioSettings
 from tests.conftest import API_KEY
+from tests.waiting import wait_for_phase
 from worker import build_worker
-from workflows.maintenance import LedgerMaintenanceWorkflow, MaintenanceRequest
+from workflows.abandoned import follow_up_id
+from workflows.maintenance import LedgerMaintenanceWorkflow
 
 CATALOGUE = load_catalogue()
 
@@ -59,7 +63,7 @@ async def test_fifty_concurrent_operations_with_ten_remaining_run_exactly_ten(
     user, tag = f"u-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex[:8]
     backend.resources.ledger.assign_plan(user, "free")  # 10 images per period
     outcomes = await asyncio.gather(
-        *(backend.studio.generate_image(f"race {tag} #{i}", None, user) for i in range(50)),
+        *(backend.studio.generate_image(f"race {tag} #{i}", user_id=user) for i in range(50)),
         return_exceptions=True,
     )
     succeeded = [o for o in outcomes if not isinstance(o, BaseException)]
@@ -84,7 +88,7 @@ async def test_cost_cap_of_one_dollar_runs_exactly_three_thirty_cent_operations(
     backend.resources.ledger.assign_plan(user, "enterprise")
     backend.resources.ledger.set_monthly_cap(user, Decimal("1.00"))
     outcomes = await asyncio.gather(
-        *(backend.studio.generate_text_to_3d(f"chair {tag} #{i}", user) for i in range(12)),
+        *(backend.studio.generate_text_to_3d(f"chair {tag} #{i}", user_id=user) for i in range(12)),
         return_exceptions=True,
     )
     assert sum(not isinstance(o, BaseException) for o in outcomes) == 3
@@ -100,7 +104,7 @@ async def test_books_agree_after_a_randomised_run_with_failures_and_cancellation
     user, tag = f"u-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex[:8]
     backend.resources.ledger.assign_plan(user, "pro")
     slow = CATALOGUE.get("wan-2.2-t2i-realism")
-    emulator.configure(model_latency={slow.path: 30.0})
+    emulator.configure(model_latency={slow.path: 5.0})
     for i in range(0, 12, 3):
         emulator.add_fault(
             {
@@ -116,13 +120,18 @@ async def test_books_agree_after_a_randomised_run_with_failures_and_cancellation
         for i in range(12):
             options = {"num_variations": 1 + i % 3}
             handles.append(
-                await backend.studio.start_generate_image(f"mix {tag} #{i}: a kite", options, user)
+                await backend.studio.start_generate_image(
+                    f"mix {tag} #{i}: a kite", options=options, user_id=user
+                )
             )
         slow_handles = [
-            await backend.studio.start_generate_image(f"slow {tag} #{i}", {"model": slow.id}, user)
+            await backend.studio.start_generate_image(
+                f"slow {tag} #{i}", options={"model": slow.id}, user_id=user
+            )
             for i in range(4)
         ]
-        await asyncio.sleep(1.5)  # the slow ones are submitted and waiting
+        for handle in slow_handles:  # the slow ones are submitted and waiting
+            await wait_for_phase(handle, OperationPhase.WAITING)
         for handle in slow_handles:
             await handle.cancel()
         outcomes = await asyncio.gather(
@@ -144,11 +153,14 @@ async def test_books_agree_after_a_randomised_run_with_failures_and_cancellation
     assert usage.cost_reserved == 0 and all(c.reserved == 0 for c in usage.counters.values())
     assert usage.cost_used == sum((r.cost_usd for r in delivered), Decimal("0"))
     assert usage.counters["images"].used == sum(len(r.succeeded) for r in delivered)
-    # WaveSpeed cannot cancel: the four abandoned predictions will be billed, so they are provider cost.
+    # WaveSpeed cannot cancel: the four abandoned predictions finish and are billed; each
+    # cancelled run's follow-up records that provider cost once they have ended.
+    for handle in slow_handles:
+        await backend.studio.client.get_workflow_handle(follow_up_id(handle.workflow_id)).result()
     abandoned = [
         e
         for e in ledger.events(user_id=user)
-        if e.kind == "provider_cost" and "not delivered" in (e.note or "")
+        if e.kind == "provider_cost" and "the run ended first" in (e.note or "")
     ]
     assert len(abandoned) == 4
 
@@ -181,7 +193,9 @@ async def test_reconciliation_reports_zero_drift_then_flags_an_injected_one(
             first = await maintenance()
             assert not first.reconcile.reconciled
             for i in range(3):
-                await studio.generate_image(f"recon {i}", {"num_variations": 2}, "u-recon")
+                await studio.generate_image(
+                    f"recon {i}", options={"num_variations": 2}, user_id="u-recon"
+                )
             clean = await maintenance()
             provider.configure(
                 balance_usd=Decimal(str(provider.balance)) - Decimal("0.50")
@@ -216,8 +230,8 @@ async def test_maintenance_expires_holds_of_vanished_workflows_only(
     )
     emulator.configure(processing_seconds=6.0)
     try:
-        handle = await backend.studio.start_generate_image("still running", None, "u-live")
-        await asyncio.sleep(1.5)
+        handle = await backend.studio.start_generate_image("still running", user_id="u-live")
+        await wait_for_phase(handle, OperationPhase.WAITING)  # its hold exists
         with ledger.engine.begin() as conn:  # pretend its hold is old too
             conn.execute(
                 text("UPDATE reservations SET expires_at = :past WHERE operation_id = :op"),

@@ -27,7 +27,9 @@ import pytest
 from PIL import Image
 
 from emulator import EmulatorConfig, EmulatorServer
+from emulator.records import parse_rfc3339_ns
 from providers.catalogue import InputField, ModelSpec, load_catalogue
+from tests.waiting import wait_until
 
 CATALOGUE = load_catalogue()
 BASELINE = {
@@ -140,7 +142,7 @@ async def submit(
 
 
 async def wait_done(
-    client: httpx.AsyncClient, prediction_id: str, timeout: float = 5.0
+    client: httpx.AsyncClient, prediction_id: str, timeout: float = 30.0
 ) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
@@ -369,10 +371,17 @@ async def test_rate_limit_and_concurrency(
     b = await submit(client, TEXT_TO_IMAGE, body_for(TEXT_TO_IMAGE))
     limited = await client.post(f"/api/v3/{TEXT_TO_IMAGE.path}", json=body_for(TEXT_TO_IMAGE))
     assert limited.status_code == 429 and int(limited.headers["Retry-After"]) >= 1
-    await asyncio.sleep(0.05)
-    statuses = {p["id"]: p["status"] for p in server.predictions()}
-    assert statuses == {a["id"]: "processing", b["id"]: "created"}
     assert (await wait_done(client, b["id"]))["status"] == "completed"
+    timelines = {
+        p["id"]: {t["status"]: t["at"] for t in p["timeline"]} for p in server.predictions()
+    }
+    # One at a time: b only started processing once a had finished (the emulator's own clock;
+    # each record converts it to wall time from its own origin, so allow 1 ms of rounding).
+    b_started = parse_rfc3339_ns(timelines[b["id"]]["processing"])
+    assert b_started >= parse_rfc3339_ns(timelines[a["id"]]["completed"]) - 1_000_000
+    assert b_started - parse_rfc3339_ns(timelines[a["id"]]["processing"]) >= 140_000_000, (
+        "b waited for a's whole 150 ms run"
+    )
 
 
 async def test_insufficient_balance_is_403_and_balance_drops_by_price(
@@ -481,7 +490,7 @@ class Receiver:
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/hook"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
-    async def wait_for(self, count: int, timeout: float = 5.0) -> None:
+    async def wait_for(self, count: int, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
         while len(self.received) < count:
             assert time.monotonic() < deadline, "webhook not delivered"
@@ -520,12 +529,13 @@ async def test_webhook_is_signed_and_bad_signature_fault_breaks_it(
     assert (
         payload["id"] == created["id"] and payload["status"] == "completed" and payload["outputs"]
     )
-    deliveries: list[dict[str, Any]] = []
-    for _ in range(100):  # the sender records the attempt once the receiver has answered
-        deliveries = (server.prediction(created["id"]) or {}).get("webhook_deliveries", [])
-        if deliveries:
-            break
-        await asyncio.sleep(0.01)
+
+    def recorded() -> list[dict[str, Any]]:
+        return (server.prediction(created["id"]) or {}).get("webhook_deliveries", [])
+
+    # the sender records the attempt once the receiver has answered
+    await wait_until(lambda: bool(recorded()), "the delivery to be recorded", interval=0.01)
+    deliveries = recorded()
     assert deliveries[0]["status_code"] == 204 and deliveries[0]["url"] == receiver.url
 
     server.add_fault(route="submit", kind="webhook_bad_signature")

@@ -1,5 +1,10 @@
 """Hostile input: whatever arrives, the answer is a clear error naming a field, never a paid call,
-never a crash (property-based, hypothesis)."""
+never a crash (property-based, hypothesis).
+
+The client under test talks to the WaveSpeed emulator (a real provider endpoint), and every
+property checks the emulator's counters afterwards: a refused input reached no paid endpoint. Each
+property asserts something on both branches (refused: the fields named; accepted: what it became).
+"""
 
 from __future__ import annotations
 
@@ -12,28 +17,54 @@ import zlib
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+import yaml
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 from temporalio.client import Client, WorkflowFailureError
 
+from blobs.local import LocalBlobStore
+from config.settings import StudioSettings
+from contracts.errors import InvalidRequestError
+from contracts.operation import OperationRequest
+from domain.options import GenerateOptions, OperationOptions
+from domain.pipelines.definition import load_definition
+from domain.pipelines.plan import plan_pipeline
 from emulator.server import EmulatorServer
 from providers.catalogue import Operation, load_catalogue
+from providers.url_guard import address_problem
 from studio.api import Studio
-from studio.blobs import BlobStore
-from studio.contracts import OperationRequest
-from studio.errors import InvalidRequestError
-from studio.options import GenerateOptions, OperationOptions
-from studio.pipelines.definition import load_definition
-from studio.pipelines.plan import plan_pipeline
-from studio.settings import StudioSettings
-from studio.url_guard import address_problem
+from tests.conftest import API_KEY
 from workflows.operation import ImageOperationWorkflow
 
 CATALOGUE = load_catalogue()
-SETTINGS = StudioSettings(
-    data_dir=Path(tempfile.mkdtemp(prefix="hostile-")), wavespeed_base_url="http://127.0.0.1:9"
-)
+PAID = ("submit_requests", "predictions_created")
+"""The emulator's counters of paid calls: no hostile input may move them."""
+
+
+@pytest.fixture(scope="module")
+def hostile_settings(emulator: EmulatorServer) -> StudioSettings:
+    """A client pointed at the emulator, so a provider call would be seen (and counted)."""
+    return StudioSettings(
+        data_dir=Path(tempfile.mkdtemp(prefix="hostile-")),
+        wavespeed_base_url=emulator.url,
+        wavespeed_api_key=API_KEY,
+    )
+
+
+class Counters:
+    """The emulator's counters before an example; ``unchanged`` asserts none of ``names`` moved."""
+
+    def __init__(self, emulator: EmulatorServer) -> None:
+        self._emulator = emulator
+        self._before = emulator.stats()
+
+    def unchanged(self, *names: str) -> None:
+        after = self._emulator.stats()
+        moved = {n: (self._before[n], after[n]) for n in names if after[n] != self._before[n]}
+        assert not moved, f"a hostile input reached the provider: {moved}"
+
+
 QUICK = settings(
     max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None
 )
@@ -63,7 +94,6 @@ option_keys = st.sampled_from(
         "style_preset",
         "quality",
         "extra",
-        "idempotency_key",
         "../../etc",
         "__class__",
     ]
@@ -73,26 +103,52 @@ hostile_text = st.text(max_size=60) | st.sampled_from(
 )
 
 
-@QUICK
-@given(
-    operation=st.sampled_from(list(Operation)),
-    model=st.none() | st.sampled_from(CATALOGUE.ids()) | hostile_text,
-    options=st.dictionaries(option_keys, json_values, max_size=6),
-    params=st.dictionaries(st.text(max_size=20), json_values, max_size=5),
-    prompt=st.none() | hostile_text,
-    user=st.sampled_from(["u1", "", "../x", "a" * 300, "ok.user@x"]),
+hostile_requests = st.fixed_dictionaries(
+    {
+        "operation": st.sampled_from(list(Operation)),
+        "model": st.none() | st.sampled_from(CATALOGUE.ids()) | hostile_text,
+        "options": st.dictionaries(option_keys, json_values, max_size=6),
+        "params": st.dictionaries(st.text(max_size=20), json_values, max_size=5),
+        "prompt": st.none() | hostile_text,
+        "user": st.sampled_from(["u1", "", "../x", "a" * 300, "ok.user@x"]),
+    }
 )
+TEXT_TO_IMAGE_MODELS = [
+    i for i in CATALOGUE.ids() if Operation.TEXT_TO_IMAGE in CATALOGUE.get(i).operations
+]
+plausible_requests = st.fixed_dictionaries(
+    {
+        "operation": st.just(Operation.TEXT_TO_IMAGE),
+        "model": st.none() | st.sampled_from(TEXT_TO_IMAGE_MODELS),
+        "options": st.fixed_dictionaries(
+            {},
+            optional={"seed": st.integers(-5, 2**40), "num_variations": st.integers(-1, 6)},
+        ),
+        "params": st.just({}),
+        "prompt": st.text(alphabet="abcdefghij klmnop", min_size=1, max_size=40),
+        "user": st.sampled_from(["u1", "ok.user@x"]),
+    }
+)
+"""Mostly valid requests, so the accepted branch runs too (and must pass validation again)."""
+
+
+@QUICK
+@given(case=hostile_requests | plausible_requests)
 def test_any_request_is_valid_or_refused_with_named_fields(
-    operation, model, options, params, prompt, user
+    hostile_settings, emulator, case
 ) -> None:
-    studio = Studio(None, _settings())
+    operation, model, options, params, prompt, user = (
+        case[k] for k in ("operation", "model", "options", "params", "prompt", "user")
+    )
+    studio = Studio(None, hostile_settings)
+    counters = Counters(emulator)
     options_type = GenerateOptions if operation is Operation.TEXT_TO_IMAGE else OperationOptions
     try:
         request = asyncio.run(
             studio.build_request(
                 operation,
-                user,
-                {**options, "model": model},
+                user_id=user,
+                options={**options, "model": model},
                 prompt=prompt,
                 params=params,
                 options_type=options_type,
@@ -100,11 +156,16 @@ def test_any_request_is_valid_or_refused_with_named_fields(
         )
     except InvalidRequestError as exc:
         assert exc.errors and all(e.field for e in exc.errors), exc
+        counters.unchanged(*PAID, "uploads")
+        event("request refused")
         return
+    event("request accepted")
     assert isinstance(request, OperationRequest)
+    assert request.user_id == user and request.model_id in CATALOGUE.ids()
     CATALOGUE.get(request.model_id).validate_inputs(
         request.inputs
     )  # what passed is what the model takes
+    counters.unchanged(*PAID)  # building a request pays for nothing
 
 
 steps = st.fixed_dictionaries(
@@ -128,28 +189,56 @@ steps = st.fixed_dictionaries(
 )
 
 
+EXAMPLES = [
+    yaml.safe_load(f.read_text())
+    for f in sorted((Path(__file__).resolve().parent.parent / "examples").glob("*.yaml"))
+]
+"""The shipped pipelines: definitions that must plan (the accepted branch)."""
+
+
 @QUICK
 @given(
     definition=st.fixed_dictionaries({"name": hostile_text, "steps": st.lists(steps, max_size=5)})
     | json_values
+    | st.sampled_from(EXAMPLES)
 )
-def test_any_pipeline_definition_is_planned_or_refused_with_named_fields(definition) -> None:
+def test_any_pipeline_definition_is_planned_or_refused_with_named_fields(
+    emulator, definition
+) -> None:
+    counters = Counters(emulator)
     try:
-        plan_pipeline(
+        plan = plan_pipeline(
             load_definition(definition if isinstance(definition, dict) else {"x": definition}),
             CATALOGUE,
         )
     except InvalidRequestError as exc:
         assert exc.errors and all(e.field for e in exc.errors)
+        counters.unchanged(*PAID)
+        event("definition refused")
+        return
+    event("definition planned")
+    # Planned: every defined step, once, each after what it depends on, priced from the catalogue.
+    names = [p.step.name for p in plan.steps]
+    assert sorted(names) == sorted(s["name"] for s in definition["steps"])
+    assert len(set(names)) == len(names)
+    for i, planned in enumerate(plan.steps):
+        assert set(planned.depends_on) <= set(names[:i]), f"{planned.step.name} before its inputs"
+        assert planned.spec is None or planned.spec.id in CATALOGUE.ids()
+        assert planned.worst_case >= 0
+    counters.unchanged(*PAID)
 
 
 @QUICK
 @given(content=st.binary(max_size=4096))
-def test_arbitrary_upload_bytes_are_refused_as_not_an_image(content: bytes) -> None:
-    studio = Studio(None, _settings())
+def test_arbitrary_upload_bytes_are_refused_as_not_an_image(
+    hostile_settings, emulator, content: bytes
+) -> None:
+    studio = Studio(None, hostile_settings)
+    counters = Counters(emulator)
     with pytest.raises(InvalidRequestError) as caught:
         asyncio.run(studio._ingestor.ingest(content, field="images.base"))
     assert caught.value.fields == ["images.base"]
+    counters.unchanged(*PAID, "uploads")
 
 
 def _png_header_only(width: int, height: int) -> bytes:
@@ -182,15 +271,15 @@ def _png_header_only(width: int, height: int) -> bytes:
     ],
     ids=["bomb-100k", "bomb-20k", "truncated-png", "truncated-jpeg", "broken-gif", "svg"],
 )
-def test_malformed_and_huge_images_are_refused(content: bytes) -> None:
-    studio = Studio(None, _settings())
+def test_malformed_and_huge_images_are_refused(hostile_settings, content: bytes) -> None:
+    studio = Studio(None, hostile_settings)
     with pytest.raises(InvalidRequestError) as caught:
         asyncio.run(studio._ingestor.ingest(content, field="images.base"))
     assert caught.value.fields == ["images.base"]
 
 
-def test_oversized_uploads_are_refused_before_decoding(tmp_path) -> None:
-    studio = Studio(None, _settings().model_copy(update={"max_input_bytes": 1000}))
+def test_oversized_uploads_are_refused_before_decoding(hostile_settings) -> None:
+    studio = Studio(None, hostile_settings.model_copy(update={"max_input_bytes": 1000}))
     buffer = io.BytesIO()
     Image.effect_noise((200, 200), 50).convert("RGB").save(buffer, format="PNG")
     with pytest.raises(InvalidRequestError, match="limit is 1000"):
@@ -198,12 +287,36 @@ def test_oversized_uploads_are_refused_before_decoding(tmp_path) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["../../etc/passwd", "..", "ab/../../x", "a" * 63, "G" * 64, "/etc/passwd"]
+    "name",
+    [
+        "../../etc/passwd",
+        "..",
+        "ab/../../x",
+        "../" * 21 + "a",  # 64 characters: right length, wrong alphabet
+        "a" * 63,
+        "G" * 64,
+        "/etc/passwd",
+        "a" * 64 + "\n",
+        "a\x00" * 32,
+    ],
 )
 def test_blob_names_cannot_escape_the_store(tmp_path, name: str) -> None:
-    store = BlobStore(tmp_path)
-    with pytest.raises(ValueError):
+    """The store's only guard is that a name is a sha256 hex digest; the message shows that guard,
+    not some accident (an OSError on a NUL byte, a missing file), refused the name."""
+    store = LocalBlobStore(tmp_path)
+    before = sorted(tmp_path.rglob("*"))
+    with pytest.raises(ValueError, match="not a sha256 hex digest"):
         store.path_for(name)
+    assert sorted(tmp_path.rglob("*")) == before, "nothing was created on the way"
+
+
+@QUICK
+@given(digest=st.text(alphabet="0123456789abcdef", min_size=64, max_size=64))
+def test_every_accepted_blob_name_stays_inside_the_store(digest: str) -> None:
+    """The other branch: what the hex guard lets through resolves under the store's root."""
+    root = Path(tempfile.mkdtemp(prefix="blobs-"))
+    path = LocalBlobStore(root).path_for(digest)
+    assert path.resolve().is_relative_to(root.resolve()) and path.name == digest
 
 
 @QUICK
@@ -220,13 +333,15 @@ def test_blob_names_cannot_escape_the_store(tmp_path, name: str) -> None:
         st.ip_addresses(v=6, network="fe80::/10"),
     )
 )
-def test_private_addresses_are_never_fetched(address) -> None:
+def test_private_addresses_are_never_fetched(hostile_settings, emulator, address) -> None:
     assert address_problem(str(address)) is not None
-    studio = Studio(None, _settings())
+    studio = Studio(None, hostile_settings)
+    counters = Counters(emulator)
     host = f"[{address}]" if address.version == 6 else str(address)
     with pytest.raises(InvalidRequestError) as caught:
         asyncio.run(studio._ingestor.ingest(f"https://{host}/cat.png", field="images.base"))
-    assert "refused" in str(caught.value)
+    assert "refused" in str(caught.value) and caught.value.fields == ["images.base"]
+    counters.unchanged(*PAID, "uploads")
 
 
 @pytest.mark.parametrize(
@@ -269,9 +384,5 @@ async def test_hostile_requests_started_directly_never_pay_and_never_crash_the_w
         )
     assert caught.value.cause.type == "InvalidRequest"  # type: ignore[union-attr]
     assert emulator.stats()["submit_requests"] == before
-    healthy = await studio.generate_image("the worker is still fine", None, user_id)
+    healthy = await studio.generate_image("the worker is still fine", user_id=user_id)
     assert healthy.blobs
-
-
-def _settings() -> StudioSettings:
-    return SETTINGS

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 import time
 import uuid
 
@@ -13,8 +14,9 @@ import pytest
 from temporalio.client import Client
 
 from emulator.server import EmulatorServer
-from studio.webhook_signature import sign
-from tests.conftest import ApiServer
+from providers.wavespeed.webhooks import sign
+from studio.api import Studio
+from tests.conftest import API_KEY, ApiServer
 
 
 async def wait_done(
@@ -179,22 +181,39 @@ async def run_with_webhook_fault(
 async def test_a_valid_webhook_ends_the_wait_without_more_polls(
     api_server: ApiServer, client: Client, emulator: EmulatorServer, user_id: str
 ) -> None:
-    done, prediction, elapsed = await run_with_webhook_fault(api_server, emulator, user_id, None)
+    done, prediction, _ = await run_with_webhook_fault(api_server, emulator, user_id, None)
     history = await client.get_workflow_handle(done["id"]).fetch_history()
     scheduled = [
         e.activity_task_scheduled_event_attributes.activity_type.name
         for e in history.events
         if e.HasField("activity_task_scheduled_event_attributes")
     ]
-    assert "store_outputs" not in scheduled, (
-        "the webhook receiver stored the outputs before signalling"
+    assert scheduled.count("wait_for_prediction") == 1 and "store_outputs" not in scheduled, (
+        "the run waited on a timer, not an activity; the hint started the one wait, whose look "
+        "stored the outputs"
     )
+    timers = [e for e in history.events if e.HasField("timer_started_event_attributes")]
+    cancelled = [e for e in history.events if e.HasField("timer_canceled_event_attributes")]
+    assert len(timers) == 1 and len(cancelled) == 1, "the fallback timer, cut short by the hint"
     assert done["status"] == "completed"
     assert prediction["webhook_url"] == f"{api_server.url}/webhooks/wavespeed"
     assert [d["status_code"] for d in prediction["webhook_deliveries"]] == [200]
-    assert prediction["polls"] == 1, "only the look right after submit; the webhook did the rest"
-    assert elapsed < api_server.settings.webhook_fallback_seconds, (
-        "finished before the polling fallback"
+    assert prediction["polls"] == 1, (
+        "one look, the one the webhook asked for: the provider, not the webhook, said the "
+        "prediction was done"
+    )
+    events = list(history.events)
+    signalled = [
+        e.event_id for e in events if e.HasField("workflow_execution_signaled_event_attributes")
+    ]
+    waits = [
+        e.event_id
+        for e in events
+        if e.HasField("activity_task_scheduled_event_attributes")
+        and e.activity_task_scheduled_event_attributes.activity_type.name == "wait_for_prediction"
+    ]
+    assert signalled and len(waits) == 1 and waits[0] > signalled[0], (
+        "the only look followed the webhook's signal: the timer, not a poll, waited before it"
     )
 
 
@@ -202,10 +221,13 @@ async def test_a_valid_webhook_ends_the_wait_without_more_polls(
 async def test_forged_or_stale_webhooks_are_refused_and_polling_finishes(
     kind: str, api_server: ApiServer, emulator: EmulatorServer, user_id: str
 ) -> None:
-    done, prediction, _ = await run_with_webhook_fault(api_server, emulator, user_id, kind)
+    done, prediction, elapsed = await run_with_webhook_fault(api_server, emulator, user_id, kind)
     assert {d["status_code"] for d in prediction["webhook_deliveries"]} == {401}
-    assert done["status"] == "completed" and prediction["polls"] >= 2, (
+    assert done["status"] == "completed" and prediction["polls"] >= 1, (
         "the fallback poll finished the run"
+    )
+    assert elapsed >= api_server.settings.webhook_fallback_seconds - 0.5, (
+        "a refused webhook did not cut the wait short"
     )
     assert done["result"]["cost_usd"] == "0.03"
 
@@ -229,7 +251,7 @@ async def test_a_dropped_webhook_falls_back_to_polling(
     )
     assert done["status"] == "completed"
     assert (
-        prediction["polls"] >= 2 and elapsed >= api_server.settings.webhook_fallback_seconds - 0.5
+        prediction["polls"] >= 1 and elapsed >= api_server.settings.webhook_fallback_seconds - 0.5
     )
 
 
@@ -256,3 +278,62 @@ async def test_webhook_endpoint_refuses_unsigned_and_ignores_strangers(
     assert (
         signed.status_code == 200 and signed.json()["accepted"] is False
     )  # not one of ours: harmless
+
+
+async def test_signed_download_urls_work_without_credentials_and_expire(
+    api_server: ApiServer, user_id: str
+) -> None:
+    async with httpx.AsyncClient(timeout=30) as http:
+        started = await http.post(
+            f"{api_server.url}/v1/operations",
+            json=start_body("a picture for an img tag", options={"num_variations": 2}),
+            headers=api_server.headers(user_id),
+        )
+        done = await wait_done(http, api_server, started.json()["id"], user_id)
+        urls = done["download_urls"]
+        shas = [link.rsplit("/", 1)[-1] for link in done["download_links"]]
+        fetched = [await http.get(url) for url in urls]  # no token, no user header
+        tampered = await http.get(urls[0].replace("sig=", "sig=0"))
+        moved = await http.get(
+            re.sub(r"expires=(\d+)", lambda m: f"expires={int(m[1]) + 1}", urls[0])
+        )
+        expired_url = Studio(None, api_server.settings).signer.url(shas[0], expires_in=-1)
+        expired = await http.get(expired_url)
+    assert len(urls) == 2 and all(u.startswith(api_server.url) for u in urls), urls
+    assert [r.status_code for r in fetched] == [200, 200]
+    assert [hashlib.sha256(r.content).hexdigest() for r in fetched] == shas
+    assert fetched[0].headers["content-type"] == "image/png"
+    assert tampered.status_code == moved.status_code == expired.status_code == 403
+    assert all(
+        r["location"].startswith("blob:")
+        for v in done["result"]["variations"]
+        for o in v["outputs"]
+        for r in [o["blob"]]
+    )
+
+
+async def test_health_and_metrics_endpoints_answer_after_a_run(
+    api_server: ApiServer, user_id: str
+) -> None:
+    async with httpx.AsyncClient(timeout=30) as http:
+        started = await http.post(
+            f"{api_server.url}/v1/operations",
+            json=start_body("counted"),
+            headers=api_server.headers(user_id),
+        )
+        await wait_done(http, api_server, started.json()["id"], user_id)
+        health = await http.get(f"{api_server.url}/healthz")
+        metrics = await http.get(f"{api_server.url}/metrics")
+    assert health.status_code == 200
+    assert health.json() == {"status": "ok", "temporal": "ok", "database": "ok", "blobs": "ok"}
+    text = metrics.text
+    assert re.search(
+        r'^studio_http_requests_total\{method="POST",route="/v1/operations",status="202"\} [1-9]',
+        text,
+        re.MULTILINE,
+    )
+    # The in-process worker shares this registry: its activity counters show here too.
+    assert re.search(
+        r'^studio_operations_finished_total\{.*status="succeeded"\} [1-9]', text, re.MULTILINE
+    )
+    assert "studio_webhooks_received_total" in text and API_KEY not in text

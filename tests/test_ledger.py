@@ -12,9 +12,9 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import inspect, text
 
-from studio.errors import QuotaExceededError
-from studio.ledger.audit import verify
-from studio.ledger.db import (
+from contracts.errors import QuotaExceededError
+from ledger.audit import verify
+from ledger.db import (
     LedgerNotMigratedError,
     create_ledger_engine,
     current_revision,
@@ -22,19 +22,9 @@ from studio.ledger.db import (
     head_revision,
     upgrade,
 )
-from studio.ledger.service import Ledger, billing_period
+from ledger.service import Ledger, billing_period
 
 PRICE = Decimal("0.03")
-
-
-@pytest.fixture
-def ledger(ledger_url: str) -> Ledger:
-    engine = create_ledger_engine(ledger_url)
-    ensure_schema(engine, auto_migrate=True)
-    book = Ledger(engine)
-    book.sync_plans()
-    yield book
-    engine.dispose()
 
 
 def reserve(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import io
 import time
 import uuid
 from decimal import Decimal
@@ -11,11 +11,12 @@ import pytest
 from PIL import Image
 
 from activities.resources import StudioResources
+from contracts.errors import InvalidRequestError, OperationFailedError, QuotaExceededError
+from contracts.operation import OperationPhase
 from emulator.server import EmulatorServer
 from providers.catalogue import Operation, load_catalogue
 from studio.api import Studio
-from studio.contracts import OperationPhase
-from studio.errors import InvalidRequestError, OperationFailedError, QuotaExceededError
+from tests.waiting import wait_for_phase
 
 CATALOGUE = load_catalogue()
 T2I = CATALOGUE.for_operation(Operation.TEXT_TO_IMAGE)[0]
@@ -37,12 +38,15 @@ async def test_happy_path_stores_a_valid_png_and_charges_once(
     studio: Studio, emulator: EmulatorServer, resources: StudioResources, user_id: str
 ) -> None:
     prompt = prompt_for("happy")
-    result = await studio.generate_image(prompt, {"size": "512*384", "seed": 7}, user_id)
+    result = await studio.generate_image(
+        prompt, options={"size": "512*384", "seed": 7}, user_id=user_id
+    )
 
     assert len(result.blobs) == 1
     blob = result.blobs[0]
     assert blob.media_type == "image/png" and (blob.width, blob.height) == (512, 384)
-    with Image.open(blob.path) as img:
+    assert blob.location == f"blob:{blob.sha256}", "a content address, never a server path"
+    with Image.open(io.BytesIO(resources.blobs.read_bytes(blob))) as img:
         img.verify()
     assert resources.blobs.verify(blob)
     assert result.cost_usd == T2I.price_usd
@@ -69,7 +73,7 @@ async def test_failed_prediction_names_the_code_charges_nothing_and_releases(
     )
 
     with pytest.raises(OperationFailedError) as caught:
-        await studio.generate_image(prompt, None, user_id)
+        await studio.generate_image(prompt, user_id=user_id)
 
     assert "1403" in str(caught.value) and "Task Execution Failed" in str(caught.value)
     assert caught.value.provider_code == 1403
@@ -90,13 +94,15 @@ async def test_quota_exhausted_is_refused_before_submit(
     resources.ledger.assign_plan(user_id, "free")
     images_limit = resources.ledger.usage(user_id).counters["images"].limit
     assert images_limit == 10
-    first = await studio.generate_image(prompt_for("fill"), {"num_variations": 10}, user_id)
+    first = await studio.generate_image(
+        prompt_for("fill"), options={"num_variations": 10}, user_id=user_id
+    )
     assert len(first.succeeded) == 10
 
     prompt = prompt_for("refused")
     before = emulator.stats()["submit_requests"]
     with pytest.raises(QuotaExceededError) as caught:
-        await studio.generate_image(prompt, None, user_id)
+        await studio.generate_image(prompt, user_id=user_id)
 
     detail = caught.value.detail
     assert set(detail) == {"error", "message", "provider", "usage_info"}
@@ -121,7 +127,7 @@ async def test_rate_limited_submit_honours_retry_after_then_succeeds(
         }
     )
     started = time.monotonic()
-    result = await studio.generate_image(prompt, None, user_id)
+    result = await studio.generate_image(prompt, user_id=user_id)
     assert time.monotonic() - started >= 2.0, "Retry-After was not honoured"
     assert len(result.blobs) == 1
     assert len(predictions_for(emulator, prompt)) == 1
@@ -132,7 +138,7 @@ async def test_transient_5xx_while_waiting_then_success(
 ) -> None:
     prompt = prompt_for("503")
     emulator.add_fault({"route": "result", "kind": "http_error", "status": 503, "times": 2})
-    result = await studio.generate_image(prompt, None, user_id)
+    result = await studio.generate_image(prompt, user_id=user_id)
     assert len(result.blobs) == 1
     assert len(predictions_for(emulator, prompt)) == 1
 
@@ -142,7 +148,7 @@ async def test_lost_submit_response_creates_exactly_one_prediction(
 ) -> None:
     prompt = prompt_for("lost")
     emulator.add_fault({"route": "submit", "kind": "lost_response", "match_prompt": prompt})
-    result = await studio.generate_image(prompt, None, user_id)
+    result = await studio.generate_image(prompt, user_id=user_id)
 
     assert len(result.blobs) == 1
     created = predictions_for(emulator, prompt)
@@ -173,7 +179,7 @@ async def test_bad_input_names_the_field_and_submits_nothing(
 ) -> None:
     before = emulator.stats()["submit_requests"]
     with pytest.raises(InvalidRequestError) as caught:
-        await studio.generate_image(prompt, options, user_id)
+        await studio.generate_image(prompt, options=options, user_id=user_id)
     assert field in caught.value.fields, caught.value
     assert emulator.stats()["submit_requests"] == before
 
@@ -184,7 +190,7 @@ async def test_out_of_range_size_error_lists_the_allowed_range(
     field = T2I.field("size")
     assert field is not None
     with pytest.raises(InvalidRequestError) as caught:
-        await studio.generate_image("a cat", {"size": "99999*10"}, user_id)
+        await studio.generate_image("a cat", options={"size": "99999*10"}, user_id=user_id)
     error = next(e for e in caught.value.errors if e.field == "inputs.size")
     assert error.allowed is not None and str(int(field.max or 0)) in error.allowed
 
@@ -194,11 +200,8 @@ async def test_progress_query_reports_the_phase(
 ) -> None:
     emulator.configure(processing_seconds=2.0)
     try:
-        handle = await studio.start_generate_image(prompt_for("progress"), None, user_id)
-        seen: set[OperationPhase] = set()
-        while not seen & {OperationPhase.WAITING}:
-            seen.add((await handle.progress()).phase)
-            await asyncio.sleep(0.1)
+        handle = await studio.start_generate_image(prompt_for("progress"), user_id=user_id)
+        await wait_for_phase(handle, OperationPhase.WAITING)
         result = await handle.result()
         final = await handle.progress()
     finally:

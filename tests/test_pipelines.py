@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 import yaml
+from temporalio.client import Client
 
 from activities.resources import StudioResources
+from contracts.errors import InvalidRequestError, OperationFailedError
+from contracts.operation import OperationPhase
+from contracts.pipeline import StepState
+from domain.pipelines.definition import load_definition
+from emulator.records import parse_rfc3339_ns
 from emulator.server import EmulatorServer
-from providers.catalogue import load_catalogue
+from providers.catalogue import Operation, load_catalogue
 from studio.api import Studio
-from studio.errors import InvalidRequestError, OperationFailedError
-from studio.pipelines.contracts import StepState
-from studio.pipelines.definition import load_definition
+from tests.waiting import wait_for_phase, wait_until
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 CATALOGUE = load_catalogue()
@@ -60,10 +62,10 @@ async def test_generate_upscale_3d_produces_linked_stored_outputs(
     studio: Studio, client, resources: StudioResources, user_id: str
 ) -> None:
     definition = example("generate-upscale-3d.yaml")
-    quote = await studio.quote_pipeline(definition, user_id)
+    quote = await studio.quote_pipeline(definition, user_id=user_id)
     assert quote.full_usd == quote.to_reserve_usd == Decimal("0.34")
 
-    handle = await studio.start_pipeline(definition, user_id)
+    handle = await studio.start_pipeline(definition, user_id=user_id)
     result = await handle.result()
 
     generate, upscale, model = (result.step(n) for n in ("generate", "upscale", "model"))
@@ -71,7 +73,7 @@ async def test_generate_upscale_3d_produces_linked_stored_outputs(
     image, big, glb = generate.outputs[0].blob, upscale.outputs[0].blob, model.outputs[0].blob
     assert image.media_type == "image/png" and (image.width, image.height) == (1024, 1024)
     assert big.media_type.startswith("image/") and max(big.width, big.height) == 4096
-    assert glb.format == "glb" and glb.path.read_bytes()[:4] == b"glTF"
+    assert glb.format == "glb" and resources.blobs.read_bytes(glb)[:4] == b"glTF"
     assert all(resources.blobs.verify(b) for b in (image, big, glb))
 
     for step in (generate, upscale, model):
@@ -87,7 +89,7 @@ async def test_generate_upscale_3d_produces_linked_stored_outputs(
 async def test_social_kit_fans_out_picks_the_best_and_crops_for_every_platform(
     studio: Studio, resources: StudioResources, user_id: str
 ) -> None:
-    result = await studio.run_pipeline(example("social-kit.yaml"), user_id)
+    result = await studio.run_pipeline(example("social-kit.yaml"), user_id=user_id)
     assert len(result.step("generate").outputs) == 4
     crops = result.step("crops").outputs
     sizes = sorted((c.blob.width, c.blob.height) for c in crops)
@@ -100,30 +102,45 @@ async def test_social_kit_fans_out_picks_the_best_and_crops_for_every_platform(
 
 
 async def test_independent_steps_run_in_parallel_and_text_feeds_a_prompt(
-    studio: Studio, emulator: EmulatorServer, user_id: str
+    studio: Studio, client: Client, emulator: EmulatorServer, user_id: str
 ) -> None:
-    emulator.configure(processing_seconds=1.0)
+    definition = example("prompt-to-3d.yaml")
+    caption_path = CATALOGUE.resolve(Operation.CAPTION, None).path  # the step's default model
+    # The caption takes 3 s at the provider; the 3D model is quick (seen at the wait's quick check,
+    # not at its 60 s typical duration), so the run is short and the overlap is one-sided.
+    emulator.configure(model_latency={caption_path: 3.0})
     try:
-        result = await studio.run_pipeline(example("prompt-to-3d.yaml"), user_id)
+        result = await studio.run_pipeline(definition, user_id=user_id)
     finally:
-        emulator.configure(processing_seconds=0.2)
+        emulator.configure(model_latency={})
     assert all(s.state == StepState.SUCCEEDED for s in result.steps)
     optimized = result.step("prompt").outputs[0].text
     [generated] = [
         p for p in emulator.predictions() if (p["input"] or {}).get("prompt") == optimized
     ]
     later = [p for p in emulator.predictions() if p["created_at"] > generated["created_at"]]
-    caption_path = CATALOGUE.get(result.step("caption").model_id).path
     model_path = CATALOGUE.get(result.step("model").model_id).path
+    assert CATALOGUE.get(result.step("caption").model_id).path == caption_path
     [caption] = [p for p in later if p["model"] == caption_path]
     [model] = [p for p in later if p["model"] == model_path]
-    started = sorted(
-        datetime.fromisoformat(p["created_at"].replace("Z", "+00:00")[:26] + "+00:00")
-        for p in (caption, model)
+    caption_ended = parse_rfc3339_ns(caption["timeline"][-1]["at"])
+    assert caption["timeline"][-1]["status"] == "completed"
+    assert parse_rfc3339_ns(model["created_at"]) < caption_ended, (
+        "the 3D model was submitted while the caption still ran"
     )
-    assert (started[1] - started[0]).total_seconds() < 1.0, (
-        "caption and 3D ran side by side, not one after the other"
-    )
+    # The workflow's own view: both child runs were started before either of them ended.
+    history = await client.get_workflow_handle(result.pipeline_id).fetch_history()
+    order = [
+        (
+            "started"
+            if e.HasField("start_child_workflow_execution_initiated_event_attributes")
+            else "ended"
+        )
+        for e in history.events
+        if e.HasField("start_child_workflow_execution_initiated_event_attributes")
+        or e.HasField("child_workflow_execution_completed_event_attributes")
+    ]
+    assert order[4:6] == ["started", "started"], order  # prompt, generate, then both at once
 
 
 @pytest.mark.parametrize(
@@ -200,10 +217,10 @@ async def test_invalid_definitions_are_refused_before_any_reservation(
     before = emulator.stats()["submit_requests"]
     definition = {"name": "broken", **change}
     with pytest.raises(InvalidRequestError) as caught:
-        await studio.start_pipeline(definition, user_id)
+        await studio.start_pipeline(definition, user_id=user_id)
     assert field in caught.value.fields, caught.value
     with pytest.raises(InvalidRequestError):
-        await studio.quote_pipeline(definition, user_id)
+        await studio.quote_pipeline(definition, user_id=user_id)
     assert resources.ledger.events(user_id=user_id) == []
     assert emulator.stats()["submit_requests"] == before
 
@@ -226,7 +243,7 @@ async def test_failed_step_then_resume_pays_each_successful_step_once(
         }
     )
 
-    first = await studio.start_pipeline(definition, user_id)
+    first = await studio.start_pipeline(definition, user_id=user_id)
     with pytest.raises(OperationFailedError) as caught:
         await first.result()
     assert caught.value.failure_type == "StepFailed"
@@ -239,7 +256,7 @@ async def test_failed_step_then_resume_pays_each_successful_step_once(
     ]
     assert_books_closed(resources, user_id)
 
-    quote = await studio.quote_pipeline(definition, user_id, resume_of=first.pipeline_id)
+    quote = await studio.quote_pipeline(definition, user_id=user_id, resume_of=first.pipeline_id)
     assert quote.full_usd == Decimal("0.34") and quote.to_reserve_usd == Decimal("0.31")
     assert "resume costs at most $0.31, a full rerun costs $0.34" == quote.describe()
 
@@ -271,16 +288,16 @@ async def test_cancel_mid_pipeline_stops_running_steps_and_charges_nothing_unfin
     modeller = CATALOGUE.get("hunyuan3d-v2.1").path
     emulator.configure(model_latency={modeller: 60.0})
     try:
-        handle = await studio.start_pipeline(example("generate-upscale-3d.yaml"), user_id)
-        for _ in range(300):
-            progress = await handle.progress()
-            if (
-                progress.steps[2].state == StepState.RUNNING
-                and progress.steps[2].child_workflow_ids
-            ):
-                break
-            await asyncio.sleep(0.1)
-        await asyncio.sleep(1.0)  # the 3D child is submitted and waiting
+        handle = await studio.start_pipeline(example("generate-upscale-3d.yaml"), user_id=user_id)
+
+        async def modelling() -> bool:
+            step = (await handle.progress()).steps[2]
+            return step.state == StepState.RUNNING and bool(step.child_workflow_ids)
+
+        await wait_until(modelling, "the 3D step to start its child")
+        progress = await handle.progress()
+        child = client.get_workflow_handle(progress.steps[2].child_workflow_ids[0])
+        await wait_for_phase(child, OperationPhase.WAITING)  # the 3D child is submitted
         await handle.cancel()
         with pytest.raises(OperationFailedError) as caught:
             await handle.result()
@@ -303,13 +320,13 @@ async def test_deterministic_steps_are_served_from_the_cache_across_runs(
 ) -> None:
     # generate has a fixed seed and upscaling is deterministic; the 3D model takes no seed.
     definition = example("generate-upscale-3d.yaml")
-    first = await studio.run_pipeline(definition, user_id)
+    first = await studio.run_pipeline(definition, user_id=user_id)
     before = predictions_by_path(emulator)
-    quote = await studio.quote_pipeline(definition, user_id)
+    quote = await studio.quote_pipeline(definition, user_id=user_id)
     assert [s.reusable for s in quote.steps] == [True, True, False]
     assert quote.to_reserve_usd == CATALOGUE.get("hunyuan3d-v2.1").price_usd
 
-    second = await studio.run_pipeline(definition, user_id)
+    second = await studio.run_pipeline(definition, user_id=user_id)
     assert [s.state for s in second.steps] == [
         StepState.REUSED,
         StepState.REUSED,
@@ -333,7 +350,7 @@ async def test_deterministic_steps_are_served_from_the_cache_across_runs(
 def test_json_schema_file_matches_the_models() -> None:
     import json
 
-    from studio.pipelines.definition import json_schema
+    from domain.pipelines.definition import json_schema
 
     schema_file = Path(__file__).resolve().parent.parent / "docs" / "pipeline.schema.json"
     assert json.loads(schema_file.read_text()) == json_schema(), (

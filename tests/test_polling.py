@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from activities.wait import next_poll_delay, poll_policy_for
+from contracts.operation import PollPolicy
 from providers.catalogue import load_catalogue
-from studio.contracts import PollPolicy
 
 
 def poll_times(policy: PollPolicy, job_seconds: float, first: float = 0.05) -> list[float]:

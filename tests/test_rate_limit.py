@@ -7,9 +7,9 @@ import uuid
 from datetime import datetime
 
 from activities.resources import StudioResources
+from config.settings import StudioSettings
 from emulator.server import EmulatorServer
 from studio.api import Studio
-from studio.settings import StudioSettings
 from worker import build_submit_worker, build_worker
 
 
@@ -26,7 +26,7 @@ async def test_submits_follow_the_configured_rate_across_the_queue(
     async with build_worker(client, resources), submit_worker:
         studio = Studio(client, limited)
         results = await asyncio.gather(
-            *(studio.generate_image(f"rated {tag} {i}", None, user_id) for i in range(4))
+            *(studio.generate_image(f"rated {tag} {i}", user_id=user_id) for i in range(4))
         )
     await resources.aclose()
     assert all(r.blobs for r in results)

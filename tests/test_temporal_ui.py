@@ -10,10 +10,10 @@ import tempfile
 import time
 import uuid
 
-import pytest
 from temporalio.client import Client
 
 from studio.api import Studio
+from tests.conftest import require
 from tests.test_catalogue_operations import png_bytes
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
@@ -37,9 +37,10 @@ async def test_search_attributes_find_exactly_the_expected_runs(
     user = f"u42-{uuid.uuid4().hex[:6]}"
     photo = png_bytes()
     ups = [
-        await studio.generate_image_upscale(photo, user, target_resolution=r) for r in ("2k", "4k")
+        await studio.generate_image_upscale(photo, user_id=user, target_resolution=r)
+        for r in ("2k", "4k")
     ]
-    await studio.generate_image("not an upscale", None, user)
+    await studio.generate_image("not an upscale", user_id=user)
 
     query = f'StudioUser="{user}" AND StudioOperation="upscale"'
     assert await count(client, query, 2) == 2
@@ -56,12 +57,14 @@ async def test_search_attributes_find_exactly_the_expected_runs(
     assert summary == f"upscale 2k · wavespeed-ai/image-upscaler · user {user}"
 
 
-@pytest.mark.skipif(
-    not (CHROMIUM and CHROMEDRIVER), reason="Debian chromium/chromium-driver not installed"
-)
 async def test_the_temporal_ui_shows_the_run_and_its_summary(studio: Studio, settings) -> None:
+    require(
+        bool(CHROMIUM and CHROMEDRIVER),
+        "Chromium or ChromeDriver is not on PATH",
+        "bash scripts/bootstrap.sh as root (apt-get install chromium chromium-driver)",
+    )
     user = f"ui-{uuid.uuid4().hex[:6]}"
-    result = await studio.generate_image("a lighthouse for the UI test", None, user)
+    result = await studio.generate_image("a lighthouse for the UI test", user_id=user)
     summary = f"text to image · wavespeed-ai/qwen-image/text-to-image · user {user}"
     url = f"{settings.temporal_ui_url}/namespaces/default/workflows/{result.workflow_id}"
     page, metadata = await asyncio.to_thread(_render, url, result.workflow_id)

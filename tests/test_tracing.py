@@ -7,8 +7,8 @@ import uuid
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from activities.resources import StudioResources
+from config.settings import StudioSettings
 from studio.api import Studio
-from studio.settings import StudioSettings
 from studio.temporal import connect
 from studio.tracing import configure_tracing
 from tests.conftest import API_KEY
@@ -26,7 +26,7 @@ async def test_a_run_is_one_span_tree_from_client_to_wavespeed(
     client = await connect(traced)  # carries the TracingInterceptor now that tracing is on
     resources = StudioResources.from_settings(traced)
     async with build_worker(client, resources):
-        result = await Studio(client, traced).generate_image("a traced teapot", None, user_id)
+        result = await Studio(client, traced).generate_image("a traced teapot", user_id=user_id)
     await resources.aclose()
     from opentelemetry import trace
 

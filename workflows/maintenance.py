@@ -6,46 +6,41 @@ drift in the summary; a flagged drift fails nothing but is shown as the run's cu
 
 from __future__ import annotations
 
-from datetime import timedelta
-from decimal import Decimal
-
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.maintenance import ExpiryReport, MaintenanceActivities, ReconcileReport
-    from studio.contracts import Frozen
-
-
-class MaintenanceRequest(Frozen):
-    drift_threshold_usd: Decimal = Decimal("0.50")
-
-
-class MaintenanceReport(Frozen):
-    reconcile: ReconcileReport
-    expiry: ExpiryReport
-
-
-OPTIONS = {
-    "start_to_close_timeout": timedelta(minutes=5),
-    "retry_policy": RetryPolicy(maximum_attempts=5, maximum_interval=timedelta(minutes=1)),
-}
+    from activities.maintenance import MaintenanceActivities
+    from contracts.maintenance import MaintenanceReport, MaintenanceRequest
+    from workflows.policies import MAINTENANCE
 
 
 @workflow.defn(name="LedgerMaintenance")
 class LedgerMaintenanceWorkflow:
     @workflow.run
     async def run(self, request: MaintenanceRequest) -> MaintenanceReport:
-        reconcile = await workflow.execute_activity_method(
-            MaintenanceActivities.reconcile_balance,
-            request.drift_threshold_usd,
-            summary="compare the provider balance with the ledger",
-            **OPTIONS,
-        )
+        """Reconcile, then expire stale holds; the outcome is the run's current details."""
+        if workflow.patched("maintenance-drift-limits"):
+            # The whole request: relative and cumulative limits, match grace, reset.
+            reconcile = await workflow.execute_activity_method(
+                MaintenanceActivities.reconcile_window,
+                request,
+                summary="compare the provider balance and predictions with the ledger",
+                start_to_close_timeout=MAINTENANCE.start_to_close,
+                retry_policy=MAINTENANCE.retry,
+            )
+        else:
+            reconcile = await workflow.execute_activity_method(
+                MaintenanceActivities.reconcile_balance,
+                request.drift_threshold_usd,
+                summary="compare the provider balance with the ledger",
+                start_to_close_timeout=MAINTENANCE.start_to_close,
+                retry_policy=MAINTENANCE.retry,
+            )
         expiry = await workflow.execute_activity_method(
             MaintenanceActivities.expire_stale_reservations,
             summary="expire holds of vanished workflows",
-            **OPTIONS,
+            start_to_close_timeout=MAINTENANCE.start_to_close,
+            retry_policy=MAINTENANCE.retry,
         )
         workflow.set_current_details(
             f"**{'drift flagged' if reconcile.flagged else 'books agree'}** · {reconcile.summary}\n\n"

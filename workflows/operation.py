@@ -14,41 +14,62 @@ from decimal import Decimal
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, TimeoutError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    TimeoutError,
+)
 
 with workflow.unsafe.imports_passed_through():
-    from activities.failures import FailureType
+    from activities.inline import InlineActivities
     from activities.preflight import PreflightActivities
     from activities.store import StoreActivities
     from activities.submit import SubmitActivities
     from activities.uploads import UploadActivities
     from activities.usage import UsageActivities
-    from activities.wait import WaitActivities
-    from providers.wavespeed.errors import TASK_ERROR_NAMES
-    from studio.contracts import (
-        TERMINAL_STATUSES,
+    from contracts.failures import PREFLIGHT_REFUSALS, FailureType
+    from contracts.operation import (
         OperationPhase,
         OperationProgress,
         OperationRequest,
         OperationResult,
+        PredictionHint,
         PredictionOutcome,
         PredictionStatus,
         PreparedOperation,
         ReleaseRequest,
+        Settlement,
         SettleRequest,
         StoredOutput,
-        StoreRequest,
         Submission,
-        SubmitRequest,
         UploadedInputs,
         VariationResult,
         VariationStatus,
-        WaitRequest,
     )
-    from studio.search import STUDIO_STATUS
+    from contracts.search import STUDIO_STATUS
     from workflows import policies
-
-PREFLIGHT_REFUSALS = (FailureType.INVALID_REQUEST, FailureType.QUOTA_EXCEEDED)
+    from workflows.abandoned import start_follow_up
+    from workflows.failure_text import failure_message
+    from workflows.operation_parts import (
+        all_failed,
+        current_details,
+        has_blobs,
+        store_request,
+        submit_for,
+        submit_slot,
+        variation_body,
+    )
+    from workflows.prediction_waits import PredictionWaits
+    from workflows.routing import (
+        ROUTES_PATCH,
+        ProviderDown,
+        delivered_prices,
+        finished,
+        is_down,
+        route_attempt,
+        step_prepared,
+    )
+    from workflows.run_ends import recorded
 
 
 @workflow.defn(name="ImageOperation")
@@ -63,25 +84,25 @@ class ImageOperationWorkflow:
         self._cost = Decimal("0")
         self._undelivered: list[str] = []
         self._failed_predictions: list[str] = []
-        self._in_flight: set[str] = set()
-        self._webhooks: dict[str, PredictionOutcome] = {}
+        self._unseen_end: list[str] = []
+        """Predictions whose end the run never saw (its wait gave up): a follow-up watches them."""
+        self._submitted = False
+        self._waits = PredictionWaits()
         self._submit_lock = asyncio.Lock()
 
     @workflow.signal
-    def prediction_finished(self, outcome: PredictionOutcome) -> None:
-        """A verified WaveSpeed webhook: ends the wait for that prediction without polling.
+    def prediction_finished(self, hint: PredictionHint) -> None:
+        """A verified webhook says a prediction may be done: look now instead of at the next poll.
 
-        Duplicates and predictions this run does not own are ignored.
+        Only a hint: the wait activity asks the provider and keeps what the provider says. One
+        hint per prediction counts; duplicates and predictions this run does not own are ignored,
+        so a flood of signals costs at most one extra look per prediction.
         """
-        if (
-            outcome.prediction_id in self._prediction_ids
-            and outcome.prediction_id not in self._webhooks
-        ):
-            if outcome.status in TERMINAL_STATUSES:
-                self._webhooks[outcome.prediction_id] = outcome
+        self._waits.hint(hint.prediction_id)
 
     @workflow.query
     def progress(self) -> OperationProgress:
+        """Where the run is: phase, predictions, variations done, cost so far (no history)."""
         return OperationProgress(
             operation_id=self._request.operation_id,
             user_id=self._request.user_id,
@@ -96,57 +117,119 @@ class ImageOperationWorkflow:
 
     @workflow.run
     async def run(self, request: OperationRequest) -> OperationResult:
+        """The run, its ending written to its durable record (``workflows.run_ends``)."""
+        return await recorded(self._run(request), "operation", request.user_id, request.operation)
+
+    async def _run(self, request: OperationRequest) -> OperationResult:
+        """Reserve, then upload, submit and wait per variation, store, and charge what was
+        delivered; release the hold if that does not happen.
+
+        A cancel does not interrupt the work directly: the ledger decides first (one row-locked
+        transaction moves the hold out of ``held``). If the release wins, the work is cancelled
+        and the run ends cancelled; if the charge had committed, the cancel is too late and the
+        run completes with its result (even when a replay never saw the charge's own answer).
+        """
+        self._waits.choose_version()
         prepared = await self._reserve(request)
+        work = asyncio.create_task(self._work(prepared))
         try:
-            inputs = await self._upload_inputs(prepared)
-            variations = await asyncio.gather(
-                *(self._run_variation(prepared, inputs, i) for i in range(prepared.quantity))
-            )
-            delivered = [v for v in variations if v.status == VariationStatus.SUCCEEDED]
-            if not delivered:
-                raise _all_failed(variations)
+            return await asyncio.shield(work)
+        except asyncio.CancelledError as exc:
+            verdict = await self._release(prepared, exc)
+            if verdict.state != "settled":
+                work.cancel()
+                with contextlib.suppress(BaseException):
+                    await work
+                raise
+            result = await work  # charged before the cancel: deliver
             self._set_phase(
-                OperationPhase.SETTLING, f"charging {len(delivered)} delivered result(s)"
+                OperationPhase.SUCCEEDED,
+                f"{self._detail}; the cancel arrived after the charge: completed with its result",
             )
-            settlement = await workflow.execute_local_activity_method(
-                UsageActivities.settle_operation,
-                SettleRequest(
-                    operation_id=request.operation_id,
-                    reservation_id=prepared.reservation_id,
-                    user_id=request.user_id,
-                    units_charged=len(delivered),
-                    unit_price_usd=prepared.unit_price_usd,
-                    predictions=[v.prediction_ids[-1] for v in delivered],
-                    delivered_blobs=[o.blob.sha256 for v in delivered for o in v.outputs if o.blob],
-                    undelivered_predictions=self._undelivered,
-                    failed_predictions=self._failed_predictions,
-                    model_id=request.model_id,
-                    operation=request.operation,
-                ),
-                summary=f"settle: charge {len(delivered)} x ${prepared.unit_price_usd}",
-                **policies.LEDGER_LOCAL,
-            )
+            return result.model_copy(update={"cancel_too_late": True})
         except BaseException as exc:
             await self._release(prepared, exc)
             raise
-        self._cost = settlement.charged_usd
+
+    async def _work(self, prepared: PreparedOperation) -> OperationResult:
+        """Everything after the reservation, up to the charge."""
+        if prepared.route and workflow.patched(ROUTES_PATCH):
+            runs = [self._run_routed(prepared, i) for i in range(prepared.quantity)]
+        else:
+            inputs = await self._upload_inputs(prepared)
+            runs = [self._run_variation(prepared, inputs, i) for i in range(prepared.quantity)]
+        variations = list(await asyncio.gather(*runs))
+        settlement = await self._settle(prepared, variations)
+        if settlement.state not in ("settled", ""):
+            raise ApplicationError(
+                f"the reservation was {settlement.state} before the charge",
+                type=FailureType.OPERATION_FAILED,
+                non_retryable=True,
+            )
+        return self._completed(prepared, variations, settlement.charged_usd)
+
+    async def _settle(
+        self, prepared: PreparedOperation, variations: list[VariationResult]
+    ) -> Settlement:
+        """Charge the delivered variations (raises when none was delivered)."""
+        request = prepared.request
+        delivered = [v for v in variations if v.status == VariationStatus.SUCCEEDED]
+        if not delivered:
+            raise all_failed(variations)
+        self._set_phase(OperationPhase.SETTLING, f"charging {len(delivered)} delivered result(s)")
+        prices = delivered_prices(prepared, delivered) if prepared.route else {}
+        return await workflow.execute_local_activity_method(
+            UsageActivities.settle_operation,
+            SettleRequest(
+                operation_id=request.operation_id,
+                reservation_id=prepared.reservation_id,
+                user_id=request.user_id,
+                units_charged=len(delivered),
+                unit_price_usd=prepared.unit_price_usd,
+                charged_usd=sum(prices.values(), Decimal("0")) if prepared.route else None,
+                delivered_prices=prices,
+                predictions=[v.prediction_ids[-1] for v in delivered],
+                delivered_blobs=[o.blob.sha256 for v in delivered for o in v.outputs if o.blob],
+                undelivered_predictions=self._undelivered,
+                failed_predictions=self._failed_predictions,
+                model_id=request.model_id,
+                operation=request.operation,
+                requested_units=prepared.quantity,
+                started_at=workflow.info().start_time,
+            ),
+            summary=f"settle: charge {len(delivered)} x ${prepared.unit_price_usd}",
+            start_to_close_timeout=policies.LEDGER_LOCAL.start_to_close,
+            retry_policy=policies.LEDGER_LOCAL.retry,
+        )
+
+    def _completed(
+        self,
+        prepared: PreparedOperation,
+        variations: list[VariationResult],
+        charged: Decimal,
+    ) -> OperationResult:
+        request = prepared.request
+        delivered = sum(v.status == VariationStatus.SUCCEEDED for v in variations)
+        self._cost = charged
         self._set_phase(
             OperationPhase.SUCCEEDED,
-            f"settled ${settlement.charged_usd} for {len(delivered)} of {prepared.quantity} result(s)",
+            f"settled ${charged} for {delivered} of {prepared.quantity} result(s)",
         )
-        self._upsert_status("succeeded" if len(delivered) == prepared.quantity else "partial")
+        self._upsert_status("succeeded" if delivered == prepared.quantity else "partial")
+        first = next((v for v in variations if v.status == VariationStatus.SUCCEEDED), None)
         return OperationResult(
+            provider=first.provider if first else None,
+            model=first.model_id if first else None,
+            attempts=[a for v in variations for a in v.attempts],
             operation_id=request.operation_id,
             workflow_id=workflow.info().workflow_id,
             user_id=request.user_id,
             operation=request.operation,
             model_id=request.model_id,
-            variations=list(variations),
-            cost_usd=settlement.charged_usd,
+            variations=variations,
+            cost_usd=charged,
             prediction_ids=list(self._prediction_ids),
         )
-
-    # ------------------------------------------------------------------ phases
 
     async def _reserve(self, request: OperationRequest) -> PreparedOperation:
         try:
@@ -154,7 +237,8 @@ class ImageOperationWorkflow:
                 PreflightActivities.reserve_operation,
                 request,
                 summary=f"pre-flight: validate and reserve for {request.user_id}",
-                **policies.LEDGER_LOCAL,
+                start_to_close_timeout=policies.LEDGER_LOCAL.start_to_close,
+                retry_policy=policies.LEDGER_LOCAL.retry,
             )
         except ActivityError as err:
             cause = err.cause
@@ -174,80 +258,88 @@ class ImageOperationWorkflow:
         return prepared
 
     async def _upload_inputs(self, prepared: PreparedOperation) -> dict[str, Any]:
-        if not _has_blobs(prepared.inputs):
-            return prepared.inputs
+        if not has_blobs(prepared.inputs) or prepared.provider != "wavespeed":
+            return prepared.inputs  # multipart providers get the bytes with the paid call
         self._set_phase(OperationPhase.UPLOADING, "uploading input images to WaveSpeed")
         uploaded: UploadedInputs = await workflow.execute_activity_method(
             UploadActivities.upload_inputs,
             prepared,
             summary="upload input images",
-            **policies.UPLOAD,
+            start_to_close_timeout=policies.UPLOAD.start_to_close,
+            heartbeat_timeout=policies.UPLOAD.heartbeat,
+            retry_policy=policies.UPLOAD.retry,
         )
         return uploaded.inputs
 
+    async def _run_routed(self, prepared: PreparedOperation, index: int) -> VariationResult:
+        """One variation along the route: the next entry only after one that ran nothing."""
+        hops = []
+        for number, step in enumerate(prepared.route):
+            here = step_prepared(prepared, step)
+            may_fall_back = number < len(prepared.route) - 1
+            try:
+                inputs = await self._upload_inputs(here)
+                result = await self._run_variation(here, inputs, index, number, may_fall_back)
+            except ProviderDown as down:
+                hops.append(route_attempt(step, f"down: {down}"))
+                self._detail = f"variation {index + 1}: {step.provider} ran nothing; next entry"
+                continue
+            return finished(result, step, hops)
+        return self._variation_failed(index, [], "every entry of the route was down", None)
+
     async def _run_variation(
-        self, prepared: PreparedOperation, inputs: dict[str, Any], index: int
+        self,
+        prepared: PreparedOperation,
+        inputs: dict[str, Any],
+        index: int,
+        route_step: int | None = None,
+        may_fall_back: bool = False,
     ) -> VariationResult:
-        """Submit, wait and store one variation; a failure is reported, not raised."""
+        """Submit, wait and store one variation; a failure is reported, not raised (except
+        ``ProviderDown`` on a route entry that has a next one)."""
         request = prepared.request
-        body = _variation_body(inputs, index, request.vary_seed, prepared.takes_seed)
+        body = variation_body(inputs, index, request.vary_seed, prepared.takes_seed)
         attempt_timeout = timedelta(seconds=prepared.attempt_timeout_seconds)
         predictions: list[str] = []
         provider_code: int | None = None
         for attempt in range(prepared.provider_resubmits + 1):
             try:
-                async with self._submit_slot(prepared):
-                    submission: Submission = await workflow.execute_activity_method(
-                        SubmitActivities.submit_prediction,
-                        SubmitRequest(
-                            submission_id=f"{request.operation_id}/v{index}/a{attempt}",
-                            operation_id=request.operation_id,
-                            user_id=request.user_id,
-                            model_path=prepared.model_path,
-                            body=body,
-                        ),
-                        summary=f"submit to {prepared.model_path} (variation {index + 1})",
-                        task_queue=prepared.submit_task_queue,
-                        **policies.submit_options(attempt_timeout),
-                    )
+                submission = await self._submit(
+                    prepared, body, index, attempt, route_step, may_fall_back
+                )
             except ActivityError as err:
+                if may_fall_back and is_down(err):
+                    raise ProviderDown(failure_message(err)) from None
                 return self._variation_failed(
-                    index, predictions, f"submit failed: {_reason(err)}", None
+                    index, predictions, f"submit failed: {failure_message(err)}", None
                 )
             predictions.append(submission.prediction_id)
             self._prediction_ids.append(submission.prediction_id)
-            self._in_flight.add(submission.prediction_id)
+            self._waits.own(submission.prediction_id)
             self._set_phase(
                 OperationPhase.WAITING,
                 f"submitted as prediction {submission.prediction_id}; waiting",
             )
             try:
-                outcome = await self._wait(prepared, submission, attempt_timeout)
+                outcome = submission.outcome or await self._waits.wait(
+                    prepared, submission, attempt_timeout
+                )
             except ActivityError as err:
                 if workflow.cancellation_reason() is not None:
                     raise asyncio.CancelledError() from None  # still running at WaveSpeed: in flight
-                self._in_flight.discard(submission.prediction_id)
+                self._unseen_end.append(submission.prediction_id)
                 reason = (
                     f"prediction {submission.prediction_id} did not finish within "
                     f"{prepared.poll.timeout_seconds:.0f} s"
                     if isinstance(err.cause, TimeoutError)
-                    else _reason(err)
+                    else failure_message(err)
                 )
                 return self._variation_failed(index, predictions, reason, None)
-            self._in_flight.discard(submission.prediction_id)
             if outcome.status != PredictionStatus.COMPLETED:
                 self._failed_predictions.append(outcome.prediction_id)
                 provider_code = outcome.code
-                name = TASK_ERROR_NAMES.get(outcome.code or 0, "Unknown")
-                reason = (
-                    f"WaveSpeed prediction {outcome.prediction_id} {outcome.status} with code "
-                    f"{outcome.code} ({name}): {outcome.error or 'no message'}"
-                )
-                if (
-                    outcome.code is not None
-                    and 5000 <= outcome.code < 6000
-                    and attempt < prepared.provider_resubmits
-                ):
+                reason = outcome.reason or f"prediction {outcome.prediction_id} {outcome.status}"
+                if outcome.retryable and attempt < prepared.provider_resubmits:
                     self._detail = f"{reason}; submitting a fresh prediction"
                     continue
                 return self._variation_failed(index, predictions, reason, provider_code)
@@ -256,7 +348,7 @@ class ImageOperationWorkflow:
             except ActivityError as err:
                 self._undelivered.append(outcome.prediction_id)
                 return self._variation_failed(
-                    index, predictions, f"storing failed: {_reason(err)}", None
+                    index, predictions, f"storing failed: {failure_message(err)}", None
                 )
             if stored is None:
                 self._undelivered.append(outcome.prediction_id)
@@ -272,52 +364,41 @@ class ImageOperationWorkflow:
             )
         return self._variation_failed(index, predictions, "no attempt left", provider_code)
 
-    def _submit_slot(
-        self, prepared: PreparedOperation
-    ) -> contextlib.AbstractAsyncContextManager[Any]:
-        """Variations of a model without a seed have identical bodies: submit them one after the
-        other, so an ambiguous submit can only ever match its own prediction."""
-        if prepared.takes_seed or prepared.quantity == 1:
-            return contextlib.nullcontext()
-        return self._submit_lock
-
-    async def _wait(
-        self, prepared: PreparedOperation, submission: Submission, attempt_timeout: timedelta
-    ) -> PredictionOutcome:
-        """Whichever comes first: a verified webhook (signal) or the polling activity."""
-        prediction_id = submission.prediction_id
-        polling = asyncio.create_task(
-            workflow.execute_activity_method(
-                WaitActivities.wait_for_prediction,
-                WaitRequest(
-                    prediction_id=prediction_id,
-                    submitted_at=submission.submitted_at,
-                    poll=prepared.poll,
-                    operation_id=prepared.request.operation_id,
-                    store=_store_request(prepared, prediction_id, []),
-                ),
-                summary=f"wait for prediction {prediction_id}",
-                **policies.wait_options(
-                    attempt_timeout, timedelta(seconds=prepared.poll.timeout_seconds)
-                ),
+    async def _submit(
+        self,
+        prepared: PreparedOperation,
+        body: dict[str, Any],
+        index: int,
+        attempt: int,
+        route_step: int | None = None,
+        may_fall_back: bool = False,
+    ) -> Submission:
+        """The paid POST for one variation attempt (its id keys the intent in the ledger)."""
+        submit = policies.submit_policy(timedelta(seconds=prepared.attempt_timeout_seconds))
+        look = self._waits.looks_after_submit(prepared) and not prepared.synchronous
+        submit_request = submit_for(
+            prepared, body, f"v{index}", attempt, route_step, look, may_fall_back
+        )
+        async with submit_slot(prepared, self._submit_lock):
+            self._submitted = True
+            if prepared.synchronous:
+                return await workflow.execute_activity_method(
+                    InlineActivities.run_inline_prediction,
+                    submit_request,
+                    summary=f"{prepared.provider}: {prepared.model_path} (variation {index + 1})",
+                    start_to_close_timeout=submit.start_to_close,
+                    schedule_to_close_timeout=submit.schedule_to_close,
+                    retry_policy=submit.retry,
+                )
+            return await workflow.execute_activity_method(
+                SubmitActivities.submit_prediction,
+                submit_request,
+                summary=f"submit to {prepared.model_path} (variation {index + 1})",
+                task_queue=prepared.submit_task_queue if prepared.provider == "wavespeed" else None,
+                start_to_close_timeout=submit.start_to_close,
+                schedule_to_close_timeout=submit.schedule_to_close,
+                retry_policy=submit.retry,
             )
-        )
-        webhook = asyncio.create_task(
-            workflow.wait_condition(lambda: prediction_id in self._webhooks)
-        )
-        try:
-            await workflow.wait([polling, webhook], return_when=asyncio.FIRST_COMPLETED)
-        except BaseException:
-            polling.cancel()  # the run is being cancelled: stop polling too
-            raise
-        finally:
-            webhook.cancel()
-        if polling.done():
-            return polling.result()
-        polling.cancel()  # the webhook answered: no more polls
-        with contextlib.suppress(BaseException):
-            await polling
-        return self._webhooks[prediction_id]
 
     async def _stored_outputs(
         self, prepared: PreparedOperation, outcome: PredictionOutcome
@@ -331,38 +412,54 @@ class ImageOperationWorkflow:
         self._set_phase(OperationPhase.STORING, f"storing outputs of {outcome.prediction_id}")
         return await workflow.execute_activity_method(
             StoreActivities.store_outputs,
-            _store_request(prepared, outcome.prediction_id, outcome.outputs),
+            store_request(prepared, outcome.prediction_id, outcome.outputs),
             summary=f"store {len(outcome.outputs)} output(s) of {outcome.prediction_id}",
-            **policies.STORE,
+            start_to_close_timeout=policies.STORE.start_to_close,
+            heartbeat_timeout=policies.STORE.heartbeat,
+            retry_policy=policies.STORE.retry,
         )
 
-    async def _release(self, prepared: PreparedOperation, exc: BaseException) -> None:
+    async def _release(self, prepared: PreparedOperation, exc: BaseException) -> Settlement:
+        """Give the hold back unless the charge committed first (then the verdict says so).
+
+        What the provider bills for predictions this run leaves behind is not guessed here: a
+        follow-up reads the durable submissions and records each one's cost once it has ended.
+        """
         cancelled = (
             isinstance(exc, asyncio.CancelledError) or workflow.cancellation_reason() is not None
         )
-        reason = "cancelled" if cancelled else _reason(exc)
-        # WaveSpeed has no cancel: a prediction still running will finish and be billed to us.
-        abandoned = sorted(self._in_flight) if cancelled else []
-        self._set_phase(
-            OperationPhase.CANCELLED if cancelled else OperationPhase.FAILED,
-            f"{reason}; reservation released, nothing charged",
-        )
-        await workflow.execute_local_activity_method(
+        reason = "cancelled" if cancelled else failure_message(exc)
+        verdict = await workflow.execute_local_activity_method(
             UsageActivities.release_reservation,
             ReleaseRequest(
                 operation_id=prepared.request.operation_id,
                 reservation_id=prepared.reservation_id,
                 reason=reason[:500],
-                undelivered_predictions=[*self._undelivered, *abandoned],
+                undelivered_predictions=self._undelivered,
                 failed_predictions=self._failed_predictions,
                 model_id=prepared.request.model_id,
+                operation=prepared.request.operation,
+                cancelled=cancelled,
+                started_at=workflow.info().start_time,
             ),
             summary="release the reservation",
-            **policies.LEDGER_LOCAL,
+            start_to_close_timeout=policies.LEDGER_LOCAL.start_to_close,
+            retry_policy=policies.LEDGER_LOCAL.retry,
         )
+        if verdict.state == "settled":
+            return verdict
+        self._set_phase(
+            OperationPhase.CANCELLED if cancelled else OperationPhase.FAILED,
+            f"{reason}; reservation released, nothing charged",
+        )
+        if (
+            self._submitted
+            and (cancelled or self._unseen_end)
+            and workflow.patched("abandoned-follow-up")
+        ):
+            await start_follow_up(prepared)
         self._upsert_status("cancelled" if cancelled else "failed")
-
-    # ------------------------------------------------------------------ bookkeeping
+        return verdict
 
     def _variation_failed(
         self, index: int, predictions: list[str], reason: str, code: int | None
@@ -380,80 +477,16 @@ class ImageOperationWorkflow:
     def _set_phase(self, phase: OperationPhase, detail: str) -> None:
         self._phase = phase
         self._detail = detail
-        request = self._request
-        lines = [
-            f"**{phase.value}** · {detail}",
-            "",
-            f"- operation: `{request.operation}` · model: `{request.model_id}` · user: `{request.user_id}`",
-            f"- variations: {self._variations_done}/{request.num_variations} done",
-        ]
-        if self._prediction_ids:
-            lines.append(f"- predictions: {', '.join(self._prediction_ids)}")
-        if self._cost:
-            lines.append(f"- charged: ${self._cost}")
-        workflow.set_current_details("\n".join(lines))
+        workflow.set_current_details(
+            current_details(
+                phase,
+                detail,
+                self._request,
+                self._variations_done,
+                self._prediction_ids,
+                self._cost,
+            )
+        )
 
     def _upsert_status(self, status: str) -> None:
         workflow.upsert_search_attributes([STUDIO_STATUS.value_set(status)])
-
-
-def _store_request(
-    prepared: PreparedOperation, prediction_id: str, outputs: list[Any]
-) -> StoreRequest:
-    return StoreRequest(
-        prediction_id=prediction_id,
-        user_id=prepared.request.user_id,
-        outputs=outputs,
-        output_kind=prepared.output_kind,
-        expected_format=prepared.output_format,
-    )
-
-
-def _variation_body(
-    inputs: dict[str, Any], index: int, vary_seed: bool, takes_seed: bool
-) -> dict[str, Any]:
-    """Variation i of a fixed seed uses seed + i (the seed system's rule). Without a seed, each
-    variation gets its own random one (drawn deterministically by the workflow): identical
-    bodies would make an ambiguous submit's reconciliation unable to tell whose prediction it is."""
-    body = dict(inputs)
-    seed = body.get("seed")
-    if vary_seed and index and isinstance(seed, int) and seed >= 0:
-        body["seed"] = seed + index
-    elif takes_seed and (not isinstance(seed, int) or seed < 0):
-        body["seed"] = workflow.random().randint(0, 2**31 - 1)
-    return body
-
-
-def _has_blobs(value: Any) -> bool:
-    if isinstance(value, dict):
-        return "sha256" in value or any(_has_blobs(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_has_blobs(v) for v in value)
-    return False
-
-
-def _reason(exc: BaseException) -> str:
-    """The innermost human message of an activity failure."""
-    while isinstance(exc, (ActivityError, ChildWorkflowError)) and exc.cause is not None:
-        exc = exc.cause
-    if isinstance(exc, ApplicationError):
-        return exc.message
-    if isinstance(exc, TimeoutError):
-        return f"timed out ({exc.type.name.lower() if exc.type else 'timeout'})"
-    return str(exc) or type(exc).__name__
-
-
-def _all_failed(variations: list[VariationResult]) -> ApplicationError:
-    first = variations[0]
-    codes = sorted({v.provider_code for v in variations if v.provider_code is not None})
-    if len(variations) == 1:
-        message = first.error or "the operation failed"
-    else:
-        message = f"all {len(variations)} variations failed; first: {first.error}"
-    failure_type = FailureType.PREDICTION_FAILED if codes else FailureType.OPERATION_FAILED
-    return ApplicationError(
-        message,
-        {"provider_codes": codes, "variations": [v.model_dump(mode="json") for v in variations]},
-        type=failure_type,
-        non_retryable=True,
-    )

@@ -11,14 +11,22 @@ from __future__ import annotations
 import email.utils
 import json
 import platform
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 
+from providers.url_guard import (
+    MAX_REDIRECTS,
+    UnsafeUrlError,
+    check_peer,
+    check_public_url,
+    origin,
+)
 from providers.wavespeed.errors import (
     AmbiguousSubmitError,
     AuthenticationError,
@@ -39,6 +47,9 @@ CLIENT_VERSION = "0.1.0"
 class WaveSpeedClient:
     """One pooled HTTP connection set per worker; cheap to share across activities."""
 
+    name = "wavespeed"
+    lists_predictions = True
+
     def __init__(
         self,
         base_url: str,
@@ -48,8 +59,13 @@ class WaveSpeedClient:
         submit_timeout: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
         max_connections: int = 200,
+        download_allow: Collection[str] | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.download_allow = frozenset(
+            origin(o) for o in (download_allow if download_allow is not None else [base_url])
+        )
+        """Origins outputs may come from without the URL guard (default: the API's own)."""
         self._submit_timeout = submit_timeout
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
@@ -73,6 +89,7 @@ class WaveSpeedClient:
         )
 
     async def aclose(self) -> None:
+        """Close both HTTP connection pools (API and public downloads)."""
         await self._http.aclose()
         await self._public.aclose()
 
@@ -85,9 +102,17 @@ class WaveSpeedClient:
     # ----------------------------------------------------------------- predictions
 
     async def submit(
-        self, model_path: str, body: dict[str, Any], *, webhook_url: str | None = None
+        self,
+        model_path: str,
+        body: dict[str, Any],
+        *,
+        webhook_url: str | None = None,
+        files: dict[str, bytes] | None = None,
     ) -> Prediction:
-        """The paid call. Sent once; a failure after the request left us is ``AmbiguousSubmitError``."""
+        """The paid call. Sent once; a failure after the request left us is ``AmbiguousSubmitError``.
+
+        ``files`` is unused: WaveSpeed takes input images as uploaded URLs in ``body``.
+        """
         params = {"webhook": webhook_url} if webhook_url else None
         try:
             response = await self._http.post(
@@ -117,6 +142,7 @@ class WaveSpeedClient:
         return Prediction.model_validate(data)
 
     async def get_prediction(self, prediction_id: str) -> Prediction:
+        """The prediction's current state (``GET /api/v3/predictions/{id}/result``)."""
         data = await self._request("GET", f"/api/v3/predictions/{prediction_id}/result")
         return Prediction.model_validate(data)
 
@@ -151,10 +177,12 @@ class WaveSpeedClient:
     # ----------------------------------------------------------------- account & media
 
     async def balance(self) -> Decimal:
+        """The account balance in USD."""
         data = await self._request("GET", "/api/v3/balance")
         return Decimal(str(data["balance"]))
 
     async def webhook_secret(self) -> str:
+        """The account's webhook signing secret."""
         data = await self._request("GET", "/api/v3/webhook/secret")
         return str(data["secret"] if isinstance(data, dict) else data)
 
@@ -180,9 +208,37 @@ class WaveSpeedClient:
 
     @asynccontextmanager
     async def download(self, url: str, *, timeout: float) -> AsyncIterator[httpx.Response]:
-        """Stream an output file. Output URLs are public CDN links: no Authorization is sent."""
+        """Stream an output file. Output URLs are public CDN links: no Authorization is sent.
+
+        Every URL, and every redirect, passes the URL guard (https, public addresses) unless its
+        origin is on ``download_allow`` (the API's own origin, e.g. the local emulator).
+
+        Raises:
+            UnsafeUrlError: the URL, a redirect or the connected address is not allowed.
+        """
+        for _ in range(MAX_REDIRECTS + 1):
+            public = await check_public_url(url, allowed_origins=self.download_allow)
+            async with self._get_output(url, timeout, public) as response:
+                if response.is_redirect:
+                    url = urljoin(url, response.headers.get("location", ""))
+                    continue
+                yield response
+                return
+        raise UnsafeUrlError(f"more than {MAX_REDIRECTS} redirects")
+
+    @asynccontextmanager
+    async def _get_output(
+        self, url: str, timeout: float, public: bool
+    ) -> AsyncIterator[httpx.Response]:
         try:
-            async with self._public.stream("GET", url, timeout=timeout) as response:
+            async with self._public.stream(
+                "GET", url, timeout=timeout, follow_redirects=False
+            ) as response:
+                if public:
+                    check_peer(response, urlsplit(url).hostname or "")
+                if response.is_redirect:
+                    yield response
+                    return
                 if response.status_code == 404:
                     raise PredictionNotFoundError(
                         f"output {url} is gone (404); WaveSpeed keeps outputs 7 days", status=404

@@ -7,6 +7,19 @@ is reconciled against WaveSpeed's prediction list instead.
 
 from __future__ import annotations
 
+from providers.errors import (
+    AmbiguousSubmitError,
+    AuthenticationError,
+    ContentRefusedError,
+    InsufficientBalanceError,
+    InvalidInputError,
+    PermissionDeniedError,
+    PredictionNotFoundError,
+    ProviderError,
+    RateLimitedError,
+    TransientError,
+)
+
 # Task error codes from WaveSpeed's docs (§1.6 of the API notes): 1xxx = fix the request,
 # 5xxx = provider-side, a fresh prediction may succeed.
 TASK_ERROR_NAMES: dict[int, str] = {
@@ -22,62 +35,27 @@ TASK_ERROR_NAMES: dict[int, str] = {
 }
 
 
-class WaveSpeedError(Exception):
-    retryable = False
+WaveSpeedError = ProviderError
+"""The neutral base under its old name (every adapter raises ``providers.errors`` types)."""
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class AuthenticationError(WaveSpeedError):
-    """401: the API key is missing or wrong. Fix the worker's WAVESPEED_API_KEY."""
-
-
-class InsufficientBalanceError(WaveSpeedError):
-    """The WaveSpeed account cannot pay for this prediction; top up the account."""
-
-
-class PermissionDeniedError(WaveSpeedError):
-    """403 for another reason (role, trial restrictions)."""
-
-
-class InvalidInputError(WaveSpeedError):
-    """400/404/413 on submit or upload: WaveSpeed refused the request as given."""
+__all__ = [
+    "AmbiguousSubmitError",
+    "AuthenticationError",
+    "ContentModerationError",
+    "ContentRefusedError",
+    "InsufficientBalanceError",
+    "InvalidInputError",
+    "PermissionDeniedError",
+    "PredictionFailedError",
+    "PredictionNotFoundError",
+    "RateLimitedError",
+    "TransientError",
+    "WaveSpeedError",
+    "prediction_failure",
+]
 
 
-class PredictionNotFoundError(WaveSpeedError):
-    """404 on a prediction: unknown id, or deleted after WaveSpeed's 7-day retention."""
-
-
-class RateLimitedError(WaveSpeedError):
-    """429: too many requests for the account's tier. No prediction was created."""
-
-    retryable = True
-
-    def __init__(self, message: str, *, retry_after: float | None, status: int = 429) -> None:
-        super().__init__(message, status=status)
-        self.retry_after = retry_after
-
-
-class TransientError(WaveSpeedError):
-    """5xx, timeout or broken connection: the same call may succeed later."""
-
-    retryable = True
-
-    def __init__(
-        self, message: str, *, status: int | None = None, request_sent: bool = True
-    ) -> None:
-        super().__init__(message, status=status)
-        self.request_sent = request_sent
-        """False only when the request provably never reached WaveSpeed (connect failed)."""
-
-
-class AmbiguousSubmitError(TransientError):
-    """The paid POST may or may not have created a prediction; reconcile before resubmitting."""
-
-
-class PredictionFailedError(WaveSpeedError):
+class PredictionFailedError(ProviderError):
     """WaveSpeed ran the prediction and it ended failed (or timeout/cancelled)."""
 
     def __init__(
@@ -105,5 +83,6 @@ class ContentModerationError(PredictionFailedError):
 def prediction_failure(
     prediction_id: str, code: int | None, error: str, status: str
 ) -> PredictionFailedError:
+    """The error for a prediction that ended failed (content moderation gets its own type)."""
     cls = ContentModerationError if code == 1200 else PredictionFailedError
     return cls(prediction_id, code, error, status)

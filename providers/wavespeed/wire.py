@@ -1,58 +1,19 @@
-"""WaveSpeed v3 response shapes, parsed leniently: unknown fields are kept, absent ones default."""
+"""WaveSpeed v3 response shapes, parsed leniently: unknown fields are kept, absent ones default.
+
+Predictions and pages are the provider-neutral types of ``providers.results``."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from pydantic import BaseModel, ConfigDict, Field
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from providers.results import Prediction, PredictionPage
 
-
-class Prediction(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    id: str
-    model: str = ""
-    status: str = "created"
-    outputs: list[Any] = Field(default_factory=list)
-    error: str | None = ""
-    code: int | None = None
-    has_nsfw_contents: list[bool] | None = None
-    created_at: datetime | None = None
-    timings: dict[str, Any] | None = None
-    input: dict[str, Any] | None = None
-
-    @field_validator("outputs", mode="before")
-    @classmethod
-    def _none_is_empty(cls, value: Any) -> Any:
-        return [] if value is None else value
-
-    @field_validator("created_at", mode="before")
-    @classmethod
-    def _trim_nanoseconds(cls, value: Any) -> Any:
-        # RFC 3339 with nanoseconds ("…15.948268264Z"); Python parses at most microseconds.
-        if isinstance(value, str) and "." in value:
-            head, _, tail = value.partition(".")
-            digits = "".join(c for c in tail if c.isdigit())
-            zone = tail[len(digits) :]
-            return f"{head}.{digits[:6]}{zone}"
-        return value
-
-    @property
-    def inference_ms(self) -> int | None:
-        value = (self.timings or {}).get("inference")
-        return int(value) if isinstance(value, (int, float)) else None
-
-
-class PredictionPage(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    page: int = 1
-    items: list[Prediction] = Field(default_factory=list)
-    total: int | None = None
+__all__ = ["Prediction", "PredictionPage", "UploadInstruction", "UploadTicket"]
 
 
 class UploadInstruction(BaseModel):
+    """How to send the bytes of a media upload (method, URL, headers)."""
+
     model_config = ConfigDict(extra="allow")
 
     method: str
@@ -61,6 +22,8 @@ class UploadInstruction(BaseModel):
 
 
 class UploadTicket(BaseModel):
+    """WaveSpeed's answer to a media upload request: where the file will be, and how to send it."""
+
     model_config = ConfigDict(extra="allow")
 
     download_url: str

@@ -1,1 +1,0 @@
-"""The usage ledger: plans, reservations, charges and the append-only event log (SQLAlchemy 2.0)."""

@@ -1,1 +1,0 @@
-"""Declarative multi-step pipelines: definition, validation, quotes, fingerprints and resume."""
