@@ -3,15 +3,20 @@ the free local steps (ranking, crops)."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities import metrics
 from activities.failures import invalid_request, quota_exceeded
 from activities.resources import StudioResources
-from blobs.imaging import best_index, crop_to
+from blobs.imaging import ImageTooLargeError, best_index, crop_to_sizes
 from contracts.errors import InvalidRequestError, QuotaExceededError
+from contracts.failures import FailureType
 from contracts.operation import BlobRef, OutputKind, StoredOutput
 from contracts.pipeline import (
     CropRequest,
@@ -44,6 +49,7 @@ class PipelineActivities:
     def __init__(self, resources: StudioResources) -> None:
         self._r = resources
         self._cache = StepCache(resources.ledger.engine)
+        self._local_slots = threading.BoundedSemaphore(resources.settings.local_step_concurrency)
 
     @activity.defn(name="reserve_pipeline")
     def reserve_pipeline(self, request: PipelineRunRequest) -> PipelineReservation:
@@ -184,25 +190,43 @@ class PipelineActivities:
 
     @activity.defn(name="rank_images")
     def rank_images(self, images: list[BlobRef]) -> int:
-        return best_index([self._r.blobs.read_bytes(b) for b in images])
+        with self._local_slots, _within_budget("rank"):
+            return best_index(
+                [self._r.blobs.read_bytes(b) for b in images],
+                max_pixels=self._r.settings.max_local_step_pixels,
+            )
 
     @activity.defn(name="crop_images")
     def crop_images(self, request: CropRequest) -> list[StoredOutput]:
         formats = load_create_studio().platform_formats
-        outputs = []
-        source = self._r.blobs.read_bytes(request.image)
-        for name in request.formats:
-            size = formats[name]
-            data = crop_to(source, size.width, size.height)
-            outputs.append(
-                StoredOutput(
-                    kind=OutputKind.IMAGE, blob=self._r.blobs.put_bytes(data, OutputKind.IMAGE)
-                )
+        sizes = [(formats[name].width, formats[name].height) for name in request.formats]
+        with self._local_slots, _within_budget("crop"):
+            cropped = crop_to_sizes(
+                self._r.blobs.read_bytes(request.image),
+                sizes,
+                max_pixels=self._r.settings.max_local_step_pixels,
             )
+        outputs = [
+            StoredOutput(
+                kind=OutputKind.IMAGE, blob=self._r.blobs.put_bytes(data, OutputKind.IMAGE)
+            )
+            for data in cropped
+        ]
         self._r.owners.grant(
             request.user_id, [o.blob.sha256 for o in outputs if o.blob is not None]
         )
         return outputs
+
+
+@contextmanager
+def _within_budget(step: str) -> Iterator[None]:
+    """An image over the local pixel budget fails the step for good (a retry decodes the same)."""
+    try:
+        yield
+    except ImageTooLargeError as exc:
+        raise ApplicationError(
+            f"{step}: {exc}", type=FailureType.INVALID_REQUEST, non_retryable=True
+        ) from exc
 
 
 def _layout(planned: PlannedStep) -> StepLayout:

@@ -19,7 +19,7 @@ from temporalio.exceptions import ApplicationError
 from activities.resources import StudioResources
 from blobs.signing import webhook_secret
 from contracts.webhooks import WebhookDelivery
-from providers.url_guard import UnsafeUrlError, address_problem, check_url, resolve
+from providers.url_guard import UnsafeUrlError, check_url, guarded_transport
 
 TIMEOUT_SECONDS = 15.0
 
@@ -33,16 +33,9 @@ class WebhookActivities:
         """POST the signed message; returns the receiver's status (2xx), raises otherwise."""
         allow_private = self._settings.allow_private_urls
         try:
-            host, port = check_url(delivery.url, allow_private=allow_private)
-            if not allow_private:
-                for address in await resolve(host, port):
-                    problem = address_problem(address)
-                    if problem:
-                        raise UnsafeUrlError(f"{host} resolves to {address} ({problem})")
+            check_url(delivery.url, allow_private=allow_private)
         except UnsafeUrlError as exc:
-            raise ApplicationError(
-                f"webhook URL refused: {exc}", type="UnsafeWebhookUrl", non_retryable=True
-            ) from None
+            raise _refused(exc) from None
         body = json.dumps(delivery.payload, separators=(",", ":"), default=str)
         now = datetime.now(UTC)
         signature = Webhook(webhook_secret(self._settings)).sign(delivery.message_id, now, body)
@@ -52,9 +45,16 @@ class WebhookActivities:
             "webhook-timestamp": str(int(now.timestamp())),
             "webhook-signature": signature,
         }
-        async with httpx.AsyncClient(timeout=TIMEOUT_SECONDS, follow_redirects=False) as http:
+        # The receiver's addresses are checked when the socket connects (not before), so a DNS
+        # answer changed in between cannot point the signed POST inside our network.
+        transport = httpx.AsyncHTTPTransport() if allow_private else guarded_transport()
+        async with httpx.AsyncClient(
+            transport=transport, timeout=TIMEOUT_SECONDS, follow_redirects=False
+        ) as http:
             try:
                 response = await http.post(delivery.url, content=body, headers=headers)
+            except UnsafeUrlError as exc:
+                raise _refused(exc) from None
             except httpx.HTTPError as exc:
                 raise ApplicationError(
                     f"webhook not delivered: {type(exc).__name__}", type="WebhookUndelivered"
@@ -64,3 +64,10 @@ class WebhookActivities:
                 f"webhook receiver answered {response.status_code}", type="WebhookUndelivered"
             )
         return response.status_code
+
+
+def _refused(exc: UnsafeUrlError) -> ApplicationError:
+    """A receiver URL that may not be called: final (a retry would be refused the same way)."""
+    return ApplicationError(
+        f"webhook URL refused: {exc}", type="UnsafeWebhookUrl", non_retryable=True
+    )

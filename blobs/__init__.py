@@ -8,7 +8,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from blobs.imaging import best_index, crop_to
+    from blobs.imaging import ImageTooLargeError, best_index, crop_to_sizes
     from blobs.ingest import ImageIngestor, ImageSource
     from blobs.local import LocalBlobStore
     from blobs.media import MediaError, MediaInfo, inspect_media
@@ -22,8 +22,9 @@ __all__ = [
     "BlobCorruptError",
     "BlobNotFoundError",
     "BlobStore",
-    "crop_to",
+    "crop_to_sizes",
     "ImageIngestor",
+    "ImageTooLargeError",
     "ImageSource",
     "inspect_media",
     "LocalBlobStore",
@@ -37,7 +38,8 @@ __all__ = [
 
 _HOME = {
     "best_index": "blobs.imaging",
-    "crop_to": "blobs.imaging",
+    "crop_to_sizes": "blobs.imaging",
+    "ImageTooLargeError": "blobs.imaging",
     "ImageIngestor": "blobs.ingest",
     "ImageSource": "blobs.ingest",
     "MediaError": "blobs.media",

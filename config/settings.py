@@ -101,6 +101,12 @@ class StudioSettings(BaseSettings):
     """Largest input image we accept (WaveSpeed's documented image upload cap)."""
     max_input_pixels: int = 100_000_000
     """Decompression-bomb guard for input images."""
+    max_local_step_pixels: int = Field(default=40_000_000, ge=1)
+    """Largest image (width x height) a free local step (crop, ranking) decodes; bigger ones fail
+    the step naming it, before their pixels are decoded."""
+    local_step_concurrency: int = Field(default=2, ge=1)
+    """Free local steps decoding images at once in one worker process (the rest wait), so
+    parallel steps cannot multiply the memory one step may use."""
     max_request_bytes: int | None = Field(default=None, ge=1024)
     """Largest HTTP request body; bigger ones get 413 before they are read. Default a little above
     the largest upload: one ``max_input_bytes`` image as base64 in JSON, plus 1 MiB."""

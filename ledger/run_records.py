@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from contracts.errors import IdempotencyKeyReusedError
@@ -86,6 +86,43 @@ class RunRecords:
                 )
             )
             return _info(row) if row is not None else None
+
+    def page(
+        self,
+        user_id: str,
+        *,
+        kind: str | None = None,
+        statuses: tuple[str, ...] = (),
+        operation: str | None = None,
+        since: datetime | None = None,
+        after: tuple[datetime, str] | None = None,
+        limit: int = 20,
+    ) -> list[RunInfo]:
+        """``user_id``'s runs, newest first (by start, then id), at most ``limit``.
+
+        ``after`` is the (created_at, id) of the last run of the previous page: keyset paging, so
+        runs started since then do not shift the pages that follow.
+        """
+        query = select(RunRecord).where(RunRecord.user_id == user_id)
+        if kind:
+            query = query.where(RunRecord.kind == kind)
+        if statuses:
+            query = query.where(RunRecord.status.in_(statuses))
+        if operation:
+            query = query.where(RunRecord.operation == operation)
+        if since is not None:
+            query = query.where(RunRecord.created_at >= since)
+        if after is not None:
+            created, run_id = after
+            query = query.where(
+                or_(
+                    RunRecord.created_at < created,
+                    and_(RunRecord.created_at == created, RunRecord.id < run_id),
+                )
+            )
+        query = query.order_by(RunRecord.created_at.desc(), RunRecord.id.desc()).limit(limit)
+        with Session(self.engine) as s:
+            return [_info(row) for row in s.scalars(query)]
 
     def check(
         self, *, run_id: str, user_id: str, kind: str, key: str | None, fingerprint: str

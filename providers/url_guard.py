@@ -2,8 +2,10 @@
 
 Refused: anything but https, hosts that resolve to loopback, private, link-local (cloud
 metadata at 169.254.169.254), shared/CGNAT, multicast, reserved or unspecified addresses, and
-redirects to any of those. The address actually connected to is checked again, so a DNS answer
-that changes between lookup and connect (rebinding) gains nothing. Size and time are bounded.
+redirects to any of those. The name is resolved once, at connect time, inside the HTTP client's
+network backend (``guarded_transport``): every address is checked and the socket goes to a checked
+address, so a DNS answer that changes between check and connect (rebinding) has nothing to change.
+Size and time are bounded.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ import asyncio
 import ipaddress
 import socket
 from collections.abc import Collection
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+import httpcore
 import httpx
 
 CGNAT = ipaddress.ip_network("100.64.0.0/10")
@@ -105,18 +109,12 @@ async def fetch_public_url(
 
 
 async def _fetch(url: str, max_bytes: int, allow_private: bool) -> tuple[bytes, str]:
-    async with httpx.AsyncClient(follow_redirects=False, timeout=30.0) as http:
+    transport = httpx.AsyncHTTPTransport() if allow_private else guarded_transport()
+    async with httpx.AsyncClient(transport=transport, follow_redirects=False, timeout=30.0) as http:
         for _ in range(MAX_REDIRECTS + 1):
-            host, port = check_url(url, allow_private=allow_private)
-            if not allow_private:
-                for address in await resolve(host, port):
-                    problem = address_problem(address)
-                    if problem:
-                        raise UnsafeUrlError(f"{host} points at {problem} ({address})")
+            check_url(url, allow_private=allow_private)
             try:
                 async with http.stream("GET", url) as response:
-                    if not allow_private:
-                        _check_peer(response, host)
                     if response.is_redirect:
                         url = urljoin(url, response.headers.get("location", ""))
                         continue
@@ -147,36 +145,85 @@ def origin(url: str) -> str:
     return f"{parts.scheme.lower()}://{(parts.hostname or '').lower()}:{port}"
 
 
-async def check_public_url(url: str, *, allowed_origins: Collection[str] = ()) -> bool:
-    """Refuse ``url`` unless its origin is explicitly allowed or it is https to public addresses
-    only; True when it is public (then the connected peer must be checked too: ``check_peer``).
+def check_download_url(url: str, *, allowed_origins: Collection[str] = ()) -> None:
+    """Refuse ``url`` unless its origin is explicitly allowed or it is an https URL (its addresses
+    are checked when ``guarded_transport`` connects).
 
     Raises:
         UnsafeUrlError: why not.
     """
-    if origin(url) in allowed_origins:
-        return False
-    host, port = check_url(url, allow_private=False)
-    try:
-        addresses = await resolve(host, port)
-    except UrlFetchError as exc:
-        raise UnsafeUrlError(str(exc)) from None
-    for address in addresses:
-        problem = address_problem(address)
-        if problem:
-            raise UnsafeUrlError(f"{host} points at {problem} ({address})")
-    return True
+    if origin(url) not in allowed_origins:
+        check_url(url, allow_private=False)
 
 
-def check_peer(response: httpx.Response, host: str) -> None:
-    """Refuse a response that came from a non-public address (DNS changed since the check)."""
-    _check_peer(response, host)
+class CheckedAddressBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's network backend, resolving each host once and connecting only to an address
+    that passed ``address_problem`` (all of a host's addresses must pass).
+
+    TLS still verifies the certificate against the host name: httpcore starts TLS with the URL's
+    host, whatever address the socket went to.
+    """
+
+    def __init__(self, allowed_hosts: Collection[tuple[str, int]] = ()) -> None:
+        self._inner = httpcore.AnyIOBackend()
+        self._allowed = frozenset((host.lower(), port) for host, port in allowed_hosts)
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.AsyncNetworkStream:
+        if (host.lower(), port) in self._allowed:
+            return await self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
+        try:
+            addresses = await resolve(host, port)
+        except UrlFetchError as exc:
+            raise httpcore.ConnectError(str(exc)) from None
+        for address in addresses:
+            problem = address_problem(address)
+            if problem:
+                raise UnsafeUrlError(f"{host} points at {problem} ({address})")
+        failure: Exception = httpcore.ConnectError(f"no address of {host} answered")
+        for address in addresses:
+            try:
+                return await self._inner.connect_tcp(
+                    address, port, timeout, local_address, socket_options
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                failure = exc
+        raise failure
+
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Any = None
+    ) -> httpcore.AsyncNetworkStream:
+        raise UnsafeUrlError("unix sockets are not fetched")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
 
 
-def _check_peer(response: httpx.Response, host: str) -> None:
-    stream = response.extensions.get("network_stream")
-    peer = stream.get_extra_info("server_addr") if stream is not None else None
-    if peer:
-        problem = address_problem(peer[0])
-        if problem:
-            raise UnsafeUrlError(f"{host} connected to {problem} ({peer[0]})")
+def guarded_transport(
+    *, allowed_origins: Collection[str] = (), limits: httpx.Limits | None = None
+) -> httpx.AsyncHTTPTransport:
+    """An httpx transport whose connections go only to checked public addresses, except to the
+    ``scheme://host:port`` origins in ``allowed_origins`` (a local emulator, the provider's API)."""
+    transport = httpx.AsyncHTTPTransport()
+    limits = limits or httpx.Limits()
+    allowed = []
+    for allowed_origin in allowed_origins:
+        parts = urlsplit(allowed_origin)
+        if parts.hostname:
+            allowed.append((parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)))
+    # httpx takes no network backend, so the pool it would build is replaced by the same pool
+    # with ours (same TLS defaults, same limits).
+    transport._pool = httpcore.AsyncConnectionPool(
+        ssl_context=httpx.create_ssl_context(),
+        max_connections=limits.max_connections,
+        max_keepalive_connections=limits.max_keepalive_connections,
+        keepalive_expiry=limits.keepalive_expiry,
+        network_backend=CheckedAddressBackend(allowed),
+    )
+    return transport

@@ -303,6 +303,7 @@ class Studio(CreateOperations, EditOperations, ModelRuns):
     ) -> RunPage:
         """A page of ``user_id``'s runs, newest first; ``page.cursor`` fetches the next one."""
         return await list_runs(
+            self.records(),
             self.temporal,
             user_id,
             kind=kind,

@@ -109,7 +109,8 @@ def list_runs(
     user: Annotated[str, typer.Option(help="Whose runs.")],
     kind: Annotated[str | None, typer.Option(help="operation or pipeline (default both).")] = None,
     state: Annotated[
-        str | None, typer.Option("--status", help="running, succeeded, failed, cancelled…")
+        str | None,
+        typer.Option("--status", help="running, awaiting_approval, completed, failed, canceled…"),
     ] = None,
     limit: Annotated[int, typer.Option(min=1, max=100)] = 20,
     cursor: Annotated[str | None, typer.Option(help="The next page's cursor.")] = None,

@@ -174,6 +174,8 @@ async def follow(
             yield final
     finally:
         result_task.cancel()
+        if result_task.done() and not result_task.cancelled():
+            result_task.exception()  # a caller that stopped early: the ending is theirs to read
 
 
 async def _snapshot_events(

@@ -1,32 +1,52 @@
 """A user's runs, newest first, a page at a time: shared by ``studio list``, ``Studio.list_runs``
 and ``GET /v1/operations`` / ``GET /v1/pipelines``.
 
-Served from Temporal's visibility store with the search attributes every run carries
-(``StudioUser``, ``StudioOperation``, ``StudioStatus``), always scoped to one user. The cursor is
-the server's page token (opaque, bound to the same filters): runs started after the first page
-do not shift later pages. Visibility keeps closed runs for the namespace's retention period only;
-a durable run record in the ledger (issue 11) would outlive it.
+Served from the durable run records in the ledger database (``ledger.run_records``), so a list
+outlives Temporal's retention like a single run does. Records of runs still running are checked
+with Temporal (one describe each, at most a page): that gives a live status word such as
+``awaiting_approval``, and a run that was terminated or timed out (it never writes its own ending)
+gets that ending recorded. The cursor is the last run's (start time, id), signed over the filters:
+runs started after the first page do not shift later pages.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
 import hmac
+import json
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from contracts.errors import FieldError, InvalidRequestError
-from contracts.search import STUDIO_MODEL, STUDIO_OPERATION, STUDIO_STATUS, STUDIO_USER
+from contracts.search import STUDIO_MODEL, STUDIO_STATUS
+from ledger.run_records import RunInfo, RunRecords
 
 RunKind = Literal["operation", "pipeline"]
-WORKFLOW_TYPES: dict[RunKind, str] = {"operation": "ImageOperation", "pipeline": "ImagePipeline"}
 MAX_PAGE = 100
+RECORD_WORDS = {"cancelled": "canceled"}
+"""The record's status words as the API says them (Temporal's spelling)."""
+SAME_STATUS = {"cancelled": "canceled", "succeeded": "completed"}
+"""Spellings a status filter accepts for the same status."""
+FILTER_WORDS: dict[str, tuple[str, ...]] = {
+    "canceled": ("cancelled",),
+    "cancelled": ("cancelled",),
+    "succeeded": ("completed",),
+    "awaiting_approval": ("running",),
+}
+"""A status filter as record statuses (a live word such as ``awaiting_approval`` is a running
+record, refined by the live check)."""
+CLOSED_BY_TEMPORAL = {
+    WorkflowExecutionStatus.TERMINATED: "terminated",
+    WorkflowExecutionStatus.TIMED_OUT: "timed_out",
+}
+"""Endings a run cannot write itself: recorded by the list when it finds them."""
 
 
 @dataclass(frozen=True)
@@ -57,32 +77,8 @@ class RunPage:
     cursor: str | None
 
 
-def _quoted(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("'", "\\'")
-
-
-def visibility_query(
-    user_id: str,
-    *,
-    kind: RunKind | None = None,
-    status: str | None = None,
-    operation: str | None = None,
-    since: datetime | None = None,
-) -> str:
-    """The list filter for one user's runs (values quoted; the user filter is always there)."""
-    parts = [f"{STUDIO_USER.name} = '{_quoted(user_id)}'"]
-    types = [WORKFLOW_TYPES[kind]] if kind else list(WORKFLOW_TYPES.values())
-    parts.append("WorkflowType IN (" + ", ".join(f"'{t}'" for t in types) + ")")
-    if status:
-        parts.append(f"{STUDIO_STATUS.name} = '{_quoted(status)}'")
-    if operation:
-        parts.append(f"{STUDIO_OPERATION.name} = '{_quoted(operation)}'")
-    if since:
-        parts.append(f"StartTime >= '{since.isoformat()}'")
-    return " AND ".join(parts)  # visibility lists newest first (ORDER BY: Elasticsearch only)
-
-
 async def list_runs(
+    records: RunRecords,
     client: Client,
     user_id: str,
     *,
@@ -97,70 +93,106 @@ async def list_runs(
     """One page (at most ``limit``, ≤ 100) of ``user_id``'s runs, newest first.
 
     Cursors are signed with ``key`` over the filters (user included), so a cursor from other
-    filters, another user or a typo is refused before the server sees it.
+    filters, another user or a typo is refused before the database sees it. A ``status`` that
+    only a live run has (``awaiting_approval``) may give pages shorter than ``limit``; follow
+    ``cursor`` until it is ``None``.
 
     Raises:
         InvalidRequestError: a cursor that is not one of ours (or from other filters).
     """
-    query = visibility_query(user_id, kind=kind, status=status, operation=operation, since=since)
-    token = _token(cursor, query, key)
-    pages = client.list_workflows(
-        query, page_size=max(1, min(limit, MAX_PAGE)), next_page_token=token
+    since = since.astimezone(UTC) if since is not None else None
+    filters = json.dumps([user_id, kind, status, operation, since.isoformat() if since else None])
+    after = _position(cursor, filters, key)
+    size = max(1, min(limit, MAX_PAGE))
+    statuses = FILTER_WORDS.get(status, (status,)) if status else ()
+    found = await asyncio.to_thread(
+        records.page,
+        user_id,
+        kind=kind,
+        statuses=statuses,
+        operation=operation,
+        since=since,
+        after=after,
+        limit=size + 1,
     )
+    more, found = len(found) > size, found[:size]
+    summaries = await asyncio.gather(*(_summary(records, client, info) for info in found))
+    runs = [run for run in summaries if status is None or _same(run.status, status)]
+    cursor = _cursor(found[-1].created_at, found[-1].id, filters, key) if more else None
+    return RunPage(runs, cursor)
+
+
+def _same(shown: str, wanted: str) -> bool:
+    return SAME_STATUS.get(shown, shown) == SAME_STATUS.get(wanted, wanted)
+
+
+async def _summary(records: RunRecords, client: Client, info: RunInfo) -> RunSummary:
+    """The run as listed: its record, with a live status while the record says running."""
+    status = RECORD_WORDS.get(info.status, info.status)
+    model = (info.result or {}).get("model_id") if info.kind == "operation" else None
+    closed_at = info.finished_at
+    if not info.ended:
+        status, model, closed_at = await _live(records, client, info, model)
+    return RunSummary(
+        id=info.id,
+        kind="pipeline" if info.kind == "pipeline" else "operation",
+        operation=info.operation or None,
+        model=model,
+        status=status,
+        started_at=_utc(info.created_at),
+        closed_at=_utc(closed_at) if closed_at else None,
+    )
+
+
+async def _live(
+    records: RunRecords, client: Client, info: RunInfo, model: str | None
+) -> tuple[str, str | None, datetime | None]:
+    """Temporal's word on a run its record calls running (status, model, close time)."""
     try:
-        await pages.fetch_next_page()
+        described = await client.get_workflow_handle(info.id).describe()
     except RPCError as exc:
-        if exc.status != RPCStatusCode.INVALID_ARGUMENT:
+        if exc.status != RPCStatusCode.NOT_FOUND:
             raise
-        raise InvalidRequestError(
-            "invalid list request", [FieldError("cursor", "not a cursor for these filters")]
-        ) from None
-    runs = []
-    for run in pages.current_page or []:
-        attrs = run.typed_search_attributes
-        ended = run.status not in (None, WorkflowExecutionStatus.RUNNING)
-        runs.append(
-            RunSummary(
-                id=run.id,
-                kind="pipeline" if run.workflow_type == WORKFLOW_TYPES["pipeline"] else "operation",
-                operation=attrs.get(STUDIO_OPERATION),
-                model=attrs.get(STUDIO_MODEL),
-                status=_status(attrs.get(STUDIO_STATUS), run.status),
-                started_at=run.start_time,
-                closed_at=run.close_time if ended else None,
-            )
-        )
-    next_token = pages.next_page_token
-    return RunPage(runs, _cursor(next_token, query, key) if next_token else None)
+        return "unknown", model, None  # never started, or forgotten before it wrote its end
+    attrs = described.typed_search_attributes
+    model = attrs.get(STUDIO_MODEL) or model
+    temporal = described.status or WorkflowExecutionStatus.RUNNING
+    if temporal == WorkflowExecutionStatus.RUNNING:
+        return attrs.get(STUDIO_STATUS) or "running", model, None
+    ending = CLOSED_BY_TEMPORAL.get(temporal)
+    if ending is not None:
+        await asyncio.to_thread(records.finish, info.id, status=ending, now=described.close_time)
+    return temporal.name.lower(), model, described.close_time
 
 
-def _status(attribute: str | None, status: WorkflowExecutionStatus | None) -> str:
-    """The run's own status word when it set one; else Temporal's (``completed``, ``failed``…)."""
-    temporal = (status or WorkflowExecutionStatus.RUNNING).name.lower()
-    if status in (None, WorkflowExecutionStatus.RUNNING, WorkflowExecutionStatus.COMPLETED):
-        return attribute or temporal
-    return temporal if attribute in (None, "running") else attribute
+def _utc(moment: datetime) -> datetime:
+    """SQLite gives back naive times (stored as UTC); PostgreSQL aware ones."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _signature(token: bytes, query: str, key: bytes) -> str:
-    return hmac.new(key, query.encode() + b"\0" + token, hashlib.sha256).hexdigest()[:32]
+def _signature(position: str, filters: str, key: bytes) -> str:
+    return hmac.new(key, filters.encode() + b"\0" + position.encode(), hashlib.sha256).hexdigest()[
+        :32
+    ]
 
 
-def _cursor(token: bytes, query: str, key: bytes) -> str:
-    encoded = base64.urlsafe_b64encode(token).decode().rstrip("=")
-    return f"{encoded}.{_signature(token, query, key)}"
+def _cursor(created_at: datetime, run_id: str, filters: str, key: bytes) -> str:
+    position = json.dumps([created_at.isoformat(), run_id])
+    encoded = base64.urlsafe_b64encode(position.encode()).decode().rstrip("=")
+    return f"{encoded}.{_signature(position, filters, key)}"
 
 
-def _token(cursor: str | None, query: str, key: bytes) -> bytes | None:
+def _position(cursor: str | None, filters: str, key: bytes) -> tuple[datetime, str] | None:
     if not cursor:
         return None
     encoded, _, signature = cursor.partition(".")
     try:
-        token = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+        position = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
     except (binascii.Error, ValueError):
-        token = b""
-    if not token or not hmac.compare_digest(signature, _signature(token, query, key)):
+        position = ""
+    if not position or not hmac.compare_digest(signature, _signature(position, filters, key)):
         raise InvalidRequestError(
             "invalid list request", [FieldError("cursor", "not a cursor for these filters")]
         )
-    return token
+    created, run_id = json.loads(position)
+    return datetime.fromisoformat(created), run_id

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
@@ -16,6 +18,7 @@ import httpx
 import pytest
 from PIL import Image
 
+from blobs.imaging import ImageTooLargeError, best_index, crop_to_sizes
 from blobs.media import MediaError
 from blobs.open_store import open_blob_store
 from blobs.s3 import S3BlobStore
@@ -146,3 +149,36 @@ def test_the_local_signing_key_is_made_once_and_kept_private(tmp_path: Path) -> 
 def test_s3_needs_a_bucket() -> None:
     with pytest.raises(ValueError, match="STUDIO_S3_BUCKET"):
         StudioSettings(blob_backend="s3")
+
+
+CROP_MEMORY_PROBE = """
+import io, resource
+from PIL import Image
+from blobs.imaging import crop_to_sizes
+buf = io.BytesIO()
+Image.new("1", (6000, 6000), 1).save(buf, format="PNG", optimize=True)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+out = crop_to_sizes(buf.getvalue(), [(1080, 1080), (1080, 1920), (1200, 630)], max_pixels=40_000_000)
+grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+print(grown // 1024, *(Image.open(io.BytesIO(o)).size for o in out))
+"""
+
+
+def test_crops_within_the_budget_use_memory_of_the_targets_not_the_source() -> None:
+    """A 6000x6000 1-bit PNG (36 Mpx, 11 KB) is 108 MB once in RGB; cropping it to three formats
+    must peak well below that (measured: ~67 MB), in a fresh process so the peak is its own."""
+    probe = subprocess.run(
+        [sys.executable, "-c", CROP_MEMORY_PROBE], capture_output=True, text=True, check=True
+    )
+    grown_mib, sizes = probe.stdout.strip().split(" ", 1)
+    assert int(grown_mib) < 100, f"cropping grew the process by {grown_mib} MiB"
+    assert sizes == "(1080, 1080) (1080, 1920) (1200, 630)"
+
+
+def test_an_image_over_the_local_budget_is_refused_from_its_header() -> None:
+    buf = io.BytesIO()
+    Image.new("1", (10_000, 10_000), 1).save(buf, format="PNG", optimize=True)
+    with pytest.raises(ImageTooLargeError, match="10000x10000"):
+        crop_to_sizes(buf.getvalue(), [(100, 100)], max_pixels=40_000_000)
+    with pytest.raises(ImageTooLargeError):
+        best_index([buf.getvalue()], max_pixels=40_000_000)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import socket
 import struct
 import tempfile
 import uuid
@@ -32,7 +33,7 @@ from domain.pipelines.definition import load_definition
 from domain.pipelines.plan import plan_pipeline
 from emulator.server import EmulatorServer
 from providers.catalogue import Operation, load_catalogue
-from providers.url_guard import address_problem
+from providers.url_guard import UnsafeUrlError, UrlFetchError, address_problem, fetch_public_url
 from studio.api import Studio
 from tests.conftest import API_KEY
 from workflows.operation import ImageOperationWorkflow
@@ -386,3 +387,59 @@ async def test_hostile_requests_started_directly_never_pay_and_never_crash_the_w
     assert emulator.stats()["submit_requests"] == before
     healthy = await studio.generate_image("the worker is still fine", user_id=user_id)
     assert healthy.blobs
+
+
+def test_dns_rebinding_gains_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 11 item 7: the guard resolved a name, checked it, then let the HTTP client resolve it
+    again, so a name answering "public" then "127.0.0.1" reached a local server (the peer check
+    came after the GET was sent; this test saw 1 connection and 2 lookups before the fix). Now the
+    name is resolved once and the socket goes to the checked address."""
+    real_getaddrinfo = socket.getaddrinfo
+    lookups: list[object] = []
+
+    def rebinding_dns(host, port, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if host not in ("rebind.example", b"rebind.example"):
+            return real_getaddrinfo(host, port, *args, **kwargs)
+        lookups.append(host)
+        address = "8.8.8.8" if len(lookups) == 1 else "127.0.0.1"
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding_dns)
+
+    async def attempt() -> int:
+        connections = 0
+
+        def count(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            nonlocal connections
+            connections += 1
+            writer.close()
+
+        server = await asyncio.start_server(count, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            with pytest.raises((UrlFetchError, UnsafeUrlError)):
+                await fetch_public_url(
+                    f"https://rebind.example:{port}/cat.png", max_bytes=1024, timeout=3
+                )
+        return connections
+
+    assert asyncio.run(attempt()) == 0, "the request reached the rebound (local) address"
+    assert len(lookups) == 1, f"the name must be resolved exactly once, not {lookups}"
+
+
+def test_a_name_pointing_inside_is_refused_before_connecting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real_getaddrinfo = socket.getaddrinfo
+
+    def inside_dns(host, port, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if host not in ("inside.example", b"inside.example"):
+            return real_getaddrinfo(host, port, *args, **kwargs)
+        return [
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("8.8.8.8", port)),
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.0.0.7", port)),
+        ]
+
+    monkeypatch.setattr(socket, "getaddrinfo", inside_dns)
+    with pytest.raises(UnsafeUrlError, match="10.0.0.7"):
+        asyncio.run(fetch_public_url("https://inside.example/x.png", max_bytes=1024, timeout=3))

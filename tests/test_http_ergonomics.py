@@ -342,10 +342,7 @@ async def start_and_finish(http: httpx.AsyncClient, api: Api, user: str, n: int)
 async def test_list_pages_are_stable_under_concurrent_inserts(api: Api, user_id: str) -> None:
     async with httpx.AsyncClient(timeout=90) as http:
         originals = await start_and_finish(http, api, user_id, 5)
-        deadline = time.monotonic() + 30
-        while len((await listed(http, api, user_id, limit=100))["data"]) < 5:
-            assert time.monotonic() < deadline, "visibility never listed the runs"
-            await asyncio.sleep(0.3)
+        assert len((await listed(http, api, user_id, limit=100))["data"]) == 5, "records at once"
         first = await listed(http, api, user_id, limit=2)
         newer = await start_and_finish(http, api, user_id, 2)  # inserted between pages
         pages, cursor = [first["data"]], first["next_cursor"]
@@ -360,14 +357,18 @@ async def test_list_pages_are_stable_under_concurrent_inserts(api: Api, user_id:
             headers=api.headers(user_id),
         )
         none_since = await listed(http, api, user_id, since="2999-01-01T00:00:00Z")
+        succeeded = await listed(http, api, user_id, status="succeeded", limit=100)
+        failed = await listed(http, api, user_id, status="failed")
         pipelines = await http.get(f"{api.url}/v1/pipelines", headers=api.headers(user_id))
     seen = [run["id"] for page in pages for run in page]
     assert len(seen) == len(set(seen)), "no run twice"
     assert seen == list(reversed(originals)), "newest first, every original once, none skipped"
     assert not set(newer) & set(seen), "runs started after the first page do not shift the rest"
     assert all(
-        run["status"] == "succeeded" and run["kind"] == "operation" for p in pages for run in p
+        run["status"] == "completed" and run["kind"] == "operation" for p in pages for run in p
     )
+    assert [r["id"] for r in succeeded["data"]] == list(reversed(originals + newer))
+    assert failed["data"] == [], "a status filter keeps other statuses out"
     assert other["data"] == [] and none_since["data"] == []
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "cursor"
     assert pipelines.status_code == 200 and pipelines.json()["data"] == []

@@ -73,7 +73,13 @@ async def test_same_key_different_body_is_409_and_nothing_runs(
             headers=api_server.headers(user_id),
         )
         await wait_done(http, api_server, first.json()["id"], user_id)
+        again = await http.post(
+            f"{api_server.url}/v1/operations", json=start_body(first_prompt), headers=headers
+        )
     assert first.status_code == 202 and same.json()["id"] == first.json()["id"]
+    assert first.json()["status"] == "running"
+    assert again.json()["id"] == first.json()["id"]
+    assert again.json()["status"] == "completed", "the key found a finished run, not a running one"
     assert second.status_code == 409, second.text
     assert second.json()["error"] == "idempotency_key_reused"
     assert hidden_key.status_code == 422, "no key hides in the options"

@@ -358,3 +358,39 @@ def test_json_schema_file_matches_the_models() -> None:
     )
     for path in EXAMPLES.glob("*.yaml"):
         load_definition(path)
+
+
+def one_bit_png(path: Path, side: int) -> Path:
+    """A ``side`` x ``side`` 1-bit PNG: a few KB on disk, ``3 * side**2`` bytes once in RGB."""
+    from PIL import Image
+
+    Image.new("1", (side, side), 1).save(path, format="PNG", optimize=True)
+    return path
+
+
+async def test_a_crop_bomb_fails_its_steps_without_decoding_and_costs_nothing(
+    studio: Studio, resources: StudioResources, user_id: str, tmp_path: Path
+) -> None:
+    """Issue 11 item 5: three parallel crops of a 10000x10000 1-bit PNG (12 KB) once took the
+    worker from 249 MB to 1.77 GB; the local pixel budget refuses them from the header."""
+    bomb = one_bit_png(tmp_path / "bomb.png", 10_000)
+    assert bomb.stat().st_size < 64 * 1024
+    steps = [
+        {
+            "name": f"crop{i}",
+            "operation": "crop",
+            "inputs": {"base": str(bomb)},
+            "formats": ["instagram_square"],
+        }
+        for i in range(3)
+    ]
+    definition = {"name": "crop-bomb", "steps": steps}
+    handle = await studio.start_pipeline(definition, user_id=user_id)
+    with pytest.raises(OperationFailedError) as caught:
+        await handle.result()
+    message = str(caught.value)
+    assert "local step budget" in message and "10000x10000" in message, message
+    progress = await handle.progress()
+    assert {s.state for s in progress.steps} <= {StepState.FAILED, StepState.SKIPPED}
+    assert money(resources, user_id, "charge") == 0
+    assert_books_closed(resources, user_id)

@@ -192,3 +192,36 @@ async def test_a_fan_out_bomb_is_refused_at_quote_time(api_server: ApiServer) ->
     assert quote.status_code == 422, quote.text
     fields = [e["field"] for e in quote.json()["errors"]]
     assert "steps.c.inputs" in fields and "steps" in fields
+
+
+async def test_long_ids_are_answered_at_the_door_and_the_longest_allowed_work(
+    api_server: ApiServer,
+) -> None:
+    """Issue 11 item 7: ids over 120 characters failed inside the run; now the door says so, and
+    the longest user id with the longest key still makes a valid run id (a digest, not a concat)."""
+    longest_user, too_long_user = "u" * 120, "u" * 121
+    body = {"operation": "text_to_image", "prompt": "long ids"}
+    async with httpx.AsyncClient(timeout=30) as http:
+        refused_user = await http.post(
+            f"{api_server.url}/v1/operations", json=body, headers=api_server.headers(too_long_user)
+        )
+        refused_key = await http.post(
+            f"{api_server.url}/v1/operations",
+            json=body,
+            headers={**api_server.headers(longest_user), "Idempotency-Key": "k" * 256},
+        )
+        started = await http.post(
+            f"{api_server.url}/v1/operations",
+            json=body,
+            headers={**api_server.headers(longest_user), "Idempotency-Key": "k" * 255},
+        )
+        status = await http.get(
+            f"{api_server.url}/v1/operations/{started.json()['id']}",
+            headers=api_server.headers(longest_user),
+        )
+    assert refused_user.status_code == 401 and "1-120" in refused_user.json()["message"]
+    assert refused_key.status_code == 422, refused_key.text
+    assert any("Idempotency-Key" in e["field"] for e in refused_key.json()["errors"])
+    assert started.status_code == 202, started.text
+    assert len(started.json()["id"]) <= 120
+    assert status.status_code == 200, status.text

@@ -92,6 +92,9 @@ async def operation_outlives_temporal(
             f"{api_server.url}/v1/operations/{run['id']}", headers=api_server.headers("u-other")
         )
         from_client = await studio.operation(run["id"]).result(timeout=30)
+        listing = await http.get(
+            f"{api_server.url}/v1/operations", headers=api_server.headers(user_id)
+        )
         again = await http.post(f"{api_server.url}/v1/operations", json=body, headers=headers)
         other = await http.post(
             f"{api_server.url}/v1/operations", json={**body, "prompt": "other"}, headers=headers
@@ -100,6 +103,8 @@ async def operation_outlives_temporal(
     assert served.json()["result"] == done["result"]
     assert served.json()["download_links"] == done["download_links"]
     assert stranger.status_code == 404
+    listed = {r["id"]: r for r in listing.json()["data"]}
+    assert listed[run["id"]]["status"] == "completed", "lists outlive retention too"
     assert [b.sha256 for b in from_client.blobs] == [
         b["sha256"] for v in done["result"]["variations"] for o in v["outputs"] for b in [o["blob"]]
     ]

@@ -85,6 +85,7 @@ class PredictionWaits:
             await workflow.wait([polling, hinted], return_when=asyncio.FIRST_COMPLETED)
         except BaseException:
             polling.cancel()  # the run is being cancelled: stop polling too
+            polling.add_done_callback(_consume_outcome)  # no "Task exception was never retrieved"
             raise
         finally:
             hinted.cancel()
@@ -127,3 +128,9 @@ class PredictionWaits:
                 retry_policy=wait.retry,
             )
         )
+
+
+def _consume_outcome(task: asyncio.Task[PredictionOutcome]) -> None:
+    """Read the end of a poll abandoned by a cancel (nothing is done with it; no command)."""
+    if not task.cancelled():
+        task.exception()

@@ -16,15 +16,15 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import httpx
 
 from providers.url_guard import (
     MAX_REDIRECTS,
     UnsafeUrlError,
-    check_peer,
-    check_public_url,
+    check_download_url,
+    guarded_transport,
     origin,
 )
 from providers.wavespeed.errors import (
@@ -67,6 +67,7 @@ class WaveSpeedClient:
         )
         """Origins outputs may come from without the URL guard (default: the API's own)."""
         self._submit_timeout = submit_timeout
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=50)
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             headers={
@@ -76,16 +77,17 @@ class WaveSpeedClient:
                 "X-Client-OS": platform.system().lower(),
             },
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=50),
+            limits=limits,
             transport=transport,
         )
         # Output CDN and upload storage are not the API: no Authorization header may go there.
         # One pooled client for them (building an SSL context per download costs real CPU).
         self._public = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=50),
+            limits=limits,
             follow_redirects=True,
-            transport=transport,
+            transport=transport
+            or guarded_transport(allowed_origins=self.download_allow, limits=limits),
         )
 
     async def aclose(self) -> None:
@@ -217,8 +219,8 @@ class WaveSpeedClient:
             UnsafeUrlError: the URL, a redirect or the connected address is not allowed.
         """
         for _ in range(MAX_REDIRECTS + 1):
-            public = await check_public_url(url, allowed_origins=self.download_allow)
-            async with self._get_output(url, timeout, public) as response:
+            check_download_url(url, allowed_origins=self.download_allow)
+            async with self._get_output(url, timeout) as response:
                 if response.is_redirect:
                     url = urljoin(url, response.headers.get("location", ""))
                     continue
@@ -227,15 +229,11 @@ class WaveSpeedClient:
         raise UnsafeUrlError(f"more than {MAX_REDIRECTS} redirects")
 
     @asynccontextmanager
-    async def _get_output(
-        self, url: str, timeout: float, public: bool
-    ) -> AsyncIterator[httpx.Response]:
+    async def _get_output(self, url: str, timeout: float) -> AsyncIterator[httpx.Response]:
         try:
             async with self._public.stream(
                 "GET", url, timeout=timeout, follow_redirects=False
             ) as response:
-                if public:
-                    check_peer(response, urlsplit(url).hostname or "")
                 if response.is_redirect:
                     yield response
                     return

@@ -23,6 +23,7 @@ from contracts.errors import QuotaExceededError
 from contracts.operation import OperationResult
 from contracts.pipeline import PipelineResult
 from contracts.search import STUDIO_USER
+from domain.run_ids import MAX_KEY_CHARS
 from ledger.submissions import SubmissionBook
 from studio.api import Studio
 from studio.http.errors import error_body
@@ -33,6 +34,7 @@ from workflows.operation import ImageOperationWorkflow
 from workflows.pipeline import ImagePipelineWorkflow
 
 USER_PATTERN = re.compile(r"^[A-Za-z0-9._@:-]{1,120}$")
+BAD_USER = "the X-Studio-User header must name the user: 1-120 letters, digits or ._@:-"
 RUN_ID = r"^[A-Za-z0-9._:-]{1,200}$"
 RECORDED_STATUS = {"cancelled": "canceled"}
 """The record's words as Temporal's (what the API says while the run is still there)."""
@@ -94,9 +96,7 @@ def caller(
             raise HTTPException(401, "missing or wrong bearer token")
         request.state.api_key_name = name
     if not x_studio_user or not USER_PATTERN.fullmatch(x_studio_user):
-        raise HTTPException(
-            401, "the X-Studio-User header must name the user (letters, digits, ._@:-)"
-        )
+        raise HTTPException(401, BAD_USER)
     return x_studio_user
 
 
@@ -105,7 +105,7 @@ IdempotencyKey = Annotated[
     str | None,
     Header(
         alias="Idempotency-Key",
-        max_length=60,
+        max_length=MAX_KEY_CHARS,
         pattern=r"^[A-Za-z0-9._:-]+$",
         description="Same key, same run.",
     ),
@@ -145,10 +145,17 @@ async def finished_within(handle: WorkflowHandle[Any, Any], seconds: int) -> boo
     return True
 
 
-def started(run_id: str, kind: str, ctx: ApiContext) -> Started:
-    """The 202 answer to a start: where to read the run's status, events and UI page."""
+async def started(run_id: str, kind: str, ctx: ApiContext, *, key: str | None) -> Started:
+    """The 202 answer to a start: where to read the run's status, events and UI page. A start
+    with an idempotency key may have found an earlier run: its recorded status, not "running"."""
+    status = "running"
+    if key is not None:
+        info = await asyncio.to_thread(ctx.studio.records().find, run_id)
+        if info is not None and info.ended:
+            status = RECORDED_STATUS.get(info.status, info.status)
     return Started(
         id=run_id,
+        status=status,
         links=Links(
             status=f"/v1/{kind}/{run_id}",
             events=f"/v1/{kind}/{run_id}/events",

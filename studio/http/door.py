@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from config.settings import StudioSettings
-from studio.http.context import USER_PATTERN, key_name
+from studio.http.context import BAD_USER, USER_PATTERN, key_name
 
 WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 SIGNED_ELSEWHERE = ("/webhooks/",)
@@ -88,7 +88,7 @@ class RequestDoor:
                 return "missing or wrong bearer token"
         user = users[0].decode("latin-1") if users else ""
         if not USER_PATTERN.fullmatch(user):
-            return "the X-Studio-User header must name the user (letters, digits, ._@:-)"
+            return BAD_USER
         return None
 
 

@@ -109,7 +109,7 @@ async def start_operation(
         return JSONResponse(
             status.model_dump(mode="json"), headers={"Preference-Applied": f"wait={wait}"}
         )
-    return started(handle.workflow_id, "operations", ctx)
+    return await started(handle.workflow_id, "operations", ctx, key=key)
 
 
 @router.get("/v1/operations/{run_id}", tags=["operations"], response_model=OperationStatus)

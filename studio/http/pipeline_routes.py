@@ -72,7 +72,7 @@ async def start_pipeline(
         return JSONResponse(
             status.model_dump(mode="json"), headers={"Preference-Applied": f"wait={wait}"}
         )
-    return started(handle.pipeline_id, "pipelines", ctx)
+    return await started(handle.pipeline_id, "pipelines", ctx, key=key)
 
 
 @router.get("/v1/pipelines/{run_id}", response_model=PipelineStatus)
@@ -98,7 +98,7 @@ async def resume_pipeline(run_id: RunId, ctx: Context, user: User) -> Started:
     """Run a stopped pipeline again, paying only for steps that must run again."""
     await owned_run(ctx, run_id, user, PIPELINE)
     handle = await ctx.studio.resume_pipeline(run_id)
-    return started(handle.pipeline_id, "pipelines", ctx)
+    return await started(handle.pipeline_id, "pipelines", ctx, key=None)
 
 
 @router.post(

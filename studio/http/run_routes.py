@@ -80,7 +80,8 @@ def _install(kind: str, workflow_type: str, singular: RunKind) -> None:
         limit: Annotated[int, Query(ge=1, le=100)] = 20,
         cursor: Annotated[str | None, Query(max_length=4000)] = None,
     ) -> RunList:
-        """Filters: ``status`` (running, succeeded, failed…), ``operation``, ``since``."""
+        """Filters: ``status`` (running, awaiting_approval, completed, failed, canceled…),
+        ``operation``, ``since``. Served from the durable run records: they outlive retention."""
         page = await ctx.studio.list_runs(
             user,
             kind=singular,

@@ -114,6 +114,8 @@ class Started(BaseModel):
 
     id: str
     status: str = "running"
+    """``running``, or the recorded ending (completed, failed, canceled) of the earlier run an
+    idempotency key found."""
     links: Links
 
 
