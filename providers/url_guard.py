@@ -176,6 +176,11 @@ class CheckedAddressBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Any = None,
     ) -> httpcore.AsyncNetworkStream:
+        """A socket to a checked address of ``host`` (or to an allowed origin as named).
+
+        Raises:
+            UnsafeUrlError: one of the host's addresses is not public.
+        """
         if (host.lower(), port) in self._allowed:
             return await self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
         try:
@@ -199,9 +204,11 @@ class CheckedAddressBackend(httpcore.AsyncNetworkBackend):
     async def connect_unix_socket(
         self, path: str, timeout: float | None = None, socket_options: Any = None
     ) -> httpcore.AsyncNetworkStream:
+        """Never: a URL names a host, not a socket file."""
         raise UnsafeUrlError("unix sockets are not fetched")
 
     async def sleep(self, seconds: float) -> None:
+        """httpcore's retry back-off (as the inner backend sleeps)."""
         await self._inner.sleep(seconds)
 
 

@@ -205,12 +205,28 @@ def _final_event(run_id: str, result_task: asyncio.Future[Any], seq: int) -> Run
     try:
         result = result_task.result()
     except WorkflowFailureError as exc:
-        error = failure_from_workflow(exc, run_id)
-        studio_error = error if isinstance(error, StudioError) else StudioError(str(error))
-        return ErrorEvent(run_id, seq, _error_digest(studio_error), studio_error)
+        return _ending(run_id, seq, failure_from_workflow(exc, run_id))
     except StudioError as exc:
-        return ErrorEvent(run_id, seq, _error_digest(exc), exc)
-    return ResultEvent(run_id, seq, digest(result), result)
+        return _ending(run_id, seq, exc)
+    return _ending(run_id, seq, result)
+
+
+def _ending(run_id: str, seq: int, outcome: Result | Exception) -> RunEvent:
+    """The last event for a result or an error (the same id however the ending was learnt)."""
+    if isinstance(outcome, Exception):
+        error = outcome if isinstance(outcome, StudioError) else StudioError(str(outcome))
+        return ErrorEvent(run_id, seq, _error_digest(error), error)
+    return ResultEvent(run_id, seq, digest(outcome), outcome)
+
+
+def recorded_events(
+    run_id: str, outcome: Result | Exception, *, last_event_id: str | None = None
+) -> list[RunEvent]:
+    """The stream of a run Temporal has forgotten (past retention), from its durable record:
+    its final event, or nothing when ``last_event_id`` shows the caller has seen it."""
+    cursor = _Cursor.parse(last_event_id)
+    event = _ending(run_id, cursor.seq + 1, outcome)
+    return [] if event.digest == cursor.digest else [event]
 
 
 def _error_digest(error: StudioError) -> str:

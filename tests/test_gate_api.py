@@ -6,9 +6,13 @@ from __future__ import annotations
 import json
 
 import httpx
+from temporalio.client import Client
 
+from activities.resources import StudioResources
+from ledger.run_records import RunRecords
 from tests.conftest import ApiServer
 from tests.test_pipelines import example
+from tests.waiting import wait_until
 
 
 async def test_sse_announces_the_wait_and_decisions_are_checked_over_http(
@@ -83,3 +87,36 @@ async def test_sse_announces_the_wait_and_decisions_are_checked_over_http(
         and review["approval"]["comment"] == "the second"
     )
     assert status["result"]["cost_usd"] == "0.42"
+
+
+async def test_lists_show_a_waiting_run_live_and_record_a_terminated_one(
+    api_server: ApiServer, client: Client, resources: StudioResources, user_id: str
+) -> None:
+    """The list reads the durable records; a record still "running" is checked with Temporal, so a
+    waiting run shows ``awaiting_approval`` and a terminated one (which cannot write its own
+    ending) shows ``terminated``, and that ending is then kept in the record."""
+    url, headers = api_server.url, api_server.headers(user_id)
+    async with httpx.AsyncClient(timeout=90) as http:
+        started = await http.post(
+            f"{url}/v1/pipelines",
+            json={"definition": example("review-then-3d.yaml")},
+            headers=headers,
+        )
+        run = started.json()["id"]
+
+        async def waiting() -> bool:
+            listed = await http.get(
+                f"{url}/v1/pipelines", params={"status": "awaiting_approval"}, headers=headers
+            )
+            return [r["id"] for r in listed.json()["data"]] == [run]
+
+        await wait_until(waiting, "the run to be listed as awaiting approval", timeout=60)
+        await client.get_workflow_handle(run).terminate("test: an operator stops it")
+        listed = (await http.get(f"{url}/v1/pipelines", headers=headers)).json()["data"]
+        running = (
+            await http.get(f"{url}/v1/pipelines", params={"status": "running"}, headers=headers)
+        ).json()["data"]
+    assert [(r["id"], r["status"]) for r in listed] == [(run, "terminated")]
+    assert listed[0]["closed_at"] is not None and running == []
+    record = RunRecords(resources.ledger.engine).find(run)
+    assert record is not None and record.status == "terminated", "the ending is kept"

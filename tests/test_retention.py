@@ -95,6 +95,14 @@ async def operation_outlives_temporal(
         listing = await http.get(
             f"{api_server.url}/v1/operations", headers=api_server.headers(user_id)
         )
+        events = await http.get(
+            f"{api_server.url}/v1/operations/{run['id']}/events",
+            headers=api_server.headers(user_id),
+        )
+        cancel = await http.post(
+            f"{api_server.url}/v1/operations/{run['id']}/cancel",
+            headers=api_server.headers(user_id),
+        )
         again = await http.post(f"{api_server.url}/v1/operations", json=body, headers=headers)
         other = await http.post(
             f"{api_server.url}/v1/operations", json={**body, "prompt": "other"}, headers=headers
@@ -103,6 +111,13 @@ async def operation_outlives_temporal(
     assert served.json()["result"] == done["result"]
     assert served.json()["download_links"] == done["download_links"]
     assert stranger.status_code == 404
+    kinds = [
+        line.removeprefix("event: ")
+        for line in events.text.splitlines()
+        if line.startswith("event: ")
+    ]
+    assert events.status_code == 200 and kinds == ["result"], events.text
+    assert cancel.status_code == 409 and "has ended" in cancel.text, cancel.text
     listed = {r["id"]: r for r in listing.json()["data"]}
     assert listed[run["id"]]["status"] == "completed", "lists outlive retention too"
     assert [b.sha256 for b in from_client.blobs] == [

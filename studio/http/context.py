@@ -24,6 +24,7 @@ from contracts.operation import OperationResult
 from contracts.pipeline import PipelineResult
 from contracts.search import STUDIO_USER
 from domain.run_ids import MAX_KEY_CHARS
+from ledger.run_records import RunInfo
 from ledger.submissions import SubmissionBook
 from studio.api import Studio
 from studio.http.errors import error_body
@@ -232,18 +233,34 @@ async def _result(
     return await pipeline.result()
 
 
-def recorded_snapshot(
-    ctx: ApiContext, run_id: str, user: str, workflow_type: str
-) -> tuple[str, Any, Any, ErrorBody | None] | None:
-    """The snapshot of one of the user's runs from the ledger's run record, or None."""
+def owned_record(ctx: ApiContext, run_id: str, user: str, workflow_type: str) -> RunInfo | None:
+    """The durable record of one of ``user``'s runs of this kind, or None (never another's)."""
     kind = "operation" if workflow_type == OPERATION else "pipeline"
     info = ctx.studio.records().find(run_id)
     if info is None or info.user_id != user or info.kind != kind:
         return None
-    status = RECORDED_STATUS.get(info.status, info.status)
+    return info
+
+
+def recorded_outcome(info: RunInfo) -> OperationResult | PipelineResult | Exception | None:
+    """How a recorded run ended: its result, its error, or None while it has not ended."""
     if info.status == "completed" and info.result is not None:
-        model = OperationResult if kind == "operation" else PipelineResult
-        return status, None, model.model_validate(info.result), None
+        model = OperationResult if info.kind == "operation" else PipelineResult
+        return model.model_validate(info.result)
     if info.ended:
-        return status, None, None, error_body(failure_from_record(info.error, run_id))
-    return status, None, None, None
+        return failure_from_record(info.error, info.id)
+    return None
+
+
+def recorded_snapshot(
+    ctx: ApiContext, run_id: str, user: str, workflow_type: str
+) -> tuple[str, Any, Any, ErrorBody | None] | None:
+    """The snapshot of one of the user's runs from the ledger's run record, or None."""
+    info = owned_record(ctx, run_id, user, workflow_type)
+    if info is None:
+        return None
+    status = RECORDED_STATUS.get(info.status, info.status)
+    outcome = recorded_outcome(info)
+    if isinstance(outcome, Exception):
+        return status, None, None, error_body(outcome)
+    return status, None, outcome, None

@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query
+from fastapi import APIRouter, Depends, Header, HTTPException, Query
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from temporalio.client import Client, WorkflowHandle
 
 from contracts.operation import OperationResult
 from contracts.pipeline import PipelineResult
-from studio.events import RunEvent, follow
+from ledger.run_records import RunInfo
+from studio.events import RunEvent, follow, recorded_events
 from studio.http.context import (
     OPERATION,
     PIPELINE,
     Context,
     RunId,
     User,
+    owned_record,
     owned_run,
+    recorded_outcome,
 )
 from studio.http.schemas import Cancelled, RunItem, RunList
 from studio.run_list import RunKind
@@ -97,8 +101,15 @@ def _install(kind: str, workflow_type: str, singular: RunKind) -> None:
 
     # Dependencies as defaults: these functions are local, so string annotations (PEP 563)
     # naming them could not be resolved by FastAPI.
-    async def owned(run_id: RunId, ctx: Context, user: User) -> WorkflowHandle[Any, Any]:
-        return await owned_run(ctx, run_id, user, workflow_type)
+    async def owned(run_id: RunId, ctx: Context, user: User) -> WorkflowHandle[Any, Any] | RunInfo:
+        """The run in Temporal, or its ended record once Temporal has forgotten it (else 404)."""
+        try:
+            return await owned_run(ctx, run_id, user, workflow_type)
+        except HTTPException:
+            info = await asyncio.to_thread(owned_record, ctx, run_id, user, workflow_type)
+            if info is None or not info.ended:
+                raise
+            return info
 
     @router.get(
         f"/v1/{kind}/{{run_id}}/events",
@@ -113,7 +124,13 @@ def _install(kind: str, workflow_type: str, singular: RunKind) -> None:
         """``progress`` events while the run changes, ``awaiting_approval`` when a gate waits,
         then one ``result`` or ``error`` event. Every event has an ``id``; reconnect with it in
         ``Last-Event-ID`` to get only what changed since. Idle streams get ``: ping`` comments
-        every 15 s, so proxies keep them open."""
+        every 15 s, so proxies keep them open. A run past retention sends its recorded end."""
+        if isinstance(handle, RunInfo):
+            outcome = recorded_outcome(handle)
+            if outcome is not None:  # always: only ended records get here
+                for ended in recorded_events(handle.id, outcome, last_event_id=last_event_id):
+                    yield sse(ended)
+            return
         async for event in run_events(ctx.studio.temporal, handle.id, workflow_type, last_event_id):
             yield sse(event)
 
@@ -126,6 +143,8 @@ def _install(kind: str, workflow_type: str, singular: RunKind) -> None:
         response_model=Cancelled,
     )
     async def cancel(handle: Any = Depends(owned)) -> Cancelled:
+        if isinstance(handle, RunInfo):  # past retention: it ended long ago
+            raise HTTPException(409, f"the run has ended ({handle.status}); nothing to cancel")
         await handle.cancel()
         return Cancelled(id=handle.id)
 
