@@ -35,6 +35,7 @@ from domain.pipelines.fingerprint import gate_fingerprint
 from domain.pipelines.plan import PlannedStep, plan_pipeline
 from domain.pipelines.resolve import RunInputs
 from domain.pipelines.steps import (
+    check_local_budget,
     external_blob,
     find_reusable,
     quote_with_reuse,
@@ -56,6 +57,7 @@ class PipelineActivities:
         """Validate the definition and hold the worst case of every step that will really run."""
         try:
             plan = plan_pipeline(load_definition(request.definition), self._r.catalogue)
+            check_local_budget(plan, self._r.blobs, self._r.settings.max_local_step_pixels)
             lookup = external_blob(self._r.blobs)
             externals = {
                 text: lookup(text)

@@ -35,7 +35,7 @@ from contracts.search import STUDIO_OPERATION, STUDIO_PIPELINE, STUDIO_STATUS, S
 from contracts.webhooks import CallerWebhook, WebhookRun
 from domain.pipelines.definition import PipelineDefinition, is_external, load_definition
 from domain.pipelines.plan import plan_pipeline
-from domain.pipelines.steps import quote_with_reuse
+from domain.pipelines.steps import check_local_budget, quote_with_reuse
 from domain.run_ids import fingerprint, new_pipeline_id
 from ledger.blob_owners import BlobOwners
 from ledger.db import shared_engine
@@ -256,6 +256,7 @@ class PipelineClient:
         self, definition: PipelineDefinition, user_id: str, resume_of: str | None
     ) -> PipelineQuote:
         plan = plan_pipeline(definition, self._catalogue)
+        check_local_budget(plan, self._blobs, self._settings.max_local_step_pixels)
         cache = self._cache()
         lineage = cache.lineage(resume_of) if resume_of else []
         reuse = quote_with_reuse(

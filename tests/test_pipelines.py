@@ -368,11 +368,13 @@ def one_bit_png(path: Path, side: int) -> Path:
     return path
 
 
-async def test_a_crop_bomb_fails_its_steps_without_decoding_and_costs_nothing(
+async def test_a_crop_bomb_is_refused_at_quote_time_naming_the_input(
     studio: Studio, resources: StudioResources, user_id: str, tmp_path: Path
 ) -> None:
     """Issue 11 item 5: three parallel crops of a 10000x10000 1-bit PNG (12 KB) once took the
-    worker from 249 MB to 1.77 GB; the local pixel budget refuses them from the header."""
+    worker from 249 MB to 1.77 GB. The stored input's size is known before anything runs, so the
+    quote and the start both refuse it with the field named; a crop of an earlier step's output
+    is refused by the step from the image's header (tests/test_blobs.py)."""
     bomb = one_bit_png(tmp_path / "bomb.png", 10_000)
     assert bomb.stat().st_size < 64 * 1024
     steps = [
@@ -385,12 +387,13 @@ async def test_a_crop_bomb_fails_its_steps_without_decoding_and_costs_nothing(
         for i in range(3)
     ]
     definition = {"name": "crop-bomb", "steps": steps}
-    handle = await studio.start_pipeline(definition, user_id=user_id)
-    with pytest.raises(OperationFailedError) as caught:
-        await handle.result()
-    message = str(caught.value)
-    assert "local step budget" in message and "10000x10000" in message, message
-    progress = await handle.progress()
-    assert {s.state for s in progress.steps} <= {StepState.FAILED, StepState.SKIPPED}
-    assert money(resources, user_id, "charge") == 0
+    with pytest.raises(InvalidRequestError) as quoted:
+        await studio.quote_pipeline(definition, user_id=user_id)
+    with pytest.raises(InvalidRequestError) as started:
+        await (await studio.start_pipeline(definition, user_id=user_id)).result()
+    for caught in (quoted, started):
+        fields = caught.value.fields
+        assert fields == [f"steps.crop{i}.inputs.base" for i in range(3)], fields
+        assert "10000x10000" in caught.value.errors[0].message
+    assert money(resources, user_id, "reserve") == 0 and money(resources, user_id, "charge") == 0
     assert_books_closed(resources, user_id)

@@ -152,6 +152,34 @@ def earlier_decision(
     return hit[0] if hit else None
 
 
+def check_local_budget(plan: PipelinePlan, blobs: BlobStore, max_pixels: int) -> None:
+    """Refuse, at quote time, a free local step whose stored input is over the pixel budget
+    (the step would refuse it from its header anyway; this says so before anything is held).
+
+    Raises:
+        InvalidRequestError: naming ``steps.<step>.inputs.<role>`` and the image's size.
+    """
+    lookup = external_blob(blobs)
+    errors = []
+    for planned in plan.steps:
+        if planned.spec is not None or planned.is_gate:
+            continue
+        for where, text in planned.step.references():
+            if not text.startswith("blob:"):
+                continue  # an earlier step's output: checked by the step when it runs
+            blob = lookup(text)
+            if blob.width and blob.height and blob.width * blob.height > max_pixels:
+                errors.append(
+                    FieldError(
+                        f"steps.{planned.step.name}.{where}",
+                        f"image is {blob.width}x{blob.height}, over the local step budget of "
+                        f"{max_pixels} pixels",
+                    )
+                )
+    if errors:
+        raise InvalidRequestError("an input is too large for a free local step", errors)
+
+
 def quote_with_reuse(
     plan: PipelinePlan,
     catalogue: Catalogue,
