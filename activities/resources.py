@@ -17,6 +17,8 @@ from ledger.service import Ledger
 from ledger.submissions import SubmissionBook, UploadCache
 from providers.base import InlineImageProvider, PredictionProvider
 from providers.catalogue import Catalogue, load_catalogue
+from providers.gemini.client import GeminiClient
+from providers.huggingface.client import HuggingFaceClient
 from providers.stability.client import StabilityClient
 from providers.wavespeed.client import WaveSpeedClient
 
@@ -46,7 +48,7 @@ class StudioResources:
 
     def available(self) -> frozenset[str]:
         """Providers this worker can call (the rest drop out of ``auto`` routes)."""
-        return frozenset({"wavespeed", *self.others})
+        return frozenset({"wavespeed", *self.others, *self.inline})
 
     @classmethod
     def from_settings(cls, settings: StudioSettings) -> StudioResources:
@@ -72,6 +74,7 @@ class StudioResources:
                 submit_timeout=settings.stability_timeout_seconds,
             )
             others["stability"], inline["stability"] = stability, stability
+        inline.update(_sdk_clients(settings))
         return cls(
             others=others,
             inline=inline,
@@ -86,8 +89,26 @@ class StudioResources:
         )
 
     async def aclose(self) -> None:
-        for provider in (self.provider, *self.others.values()):
+        closed: set[int] = set()
+        for provider in (self.provider, *self.others.values(), *self.inline.values()):
             close = getattr(provider, "aclose", None)
-            if close is not None:
+            if close is not None and id(provider) not in closed:
+                closed.add(id(provider))
                 await close()
         self.ledger.engine.dispose()
+
+
+def _sdk_clients(settings: StudioSettings) -> dict[str, InlineImageProvider]:
+    """The synchronous-only providers (official SDKs) this worker has a key for, by name."""
+    clients: dict[str, InlineImageProvider] = {}
+    access = settings.provider_access("huggingface")
+    if access is not None:
+        clients["huggingface"] = HuggingFaceClient(
+            access[0], access[1], timeout=settings.huggingface_timeout_seconds
+        )
+    access = settings.provider_access("gemini")
+    if access is not None:
+        clients["gemini"] = GeminiClient(
+            access[0], access[1], timeout=settings.gemini_timeout_seconds
+        )
+    return clients

@@ -19,6 +19,9 @@ WAVESPEED_PUBLIC_URL = "https://api.wavespeed.ai"
 EMULATOR_DEFAULT_PORT = 8765
 EMULATOR_DEFAULT_KEY = "emulator-key"
 STABILITY_PUBLIC_URL = "https://api.stability.ai"
+HUGGINGFACE_PUBLIC_URL = "https://router.huggingface.co/hf-inference"
+"""What ``huggingface_hub`` builds for provider ``hf-inference``: ``{this}/models/{model id}``."""
+GEMINI_PUBLIC_URL = "https://generativelanguage.googleapis.com"
 
 
 class StudioSettings(BaseSettings):
@@ -91,6 +94,30 @@ class StudioSettings(BaseSettings):
     stability_timeout_seconds: float = 60.0
     """Read timeout of a synchronous Stability POST; past it the call is possible provider cost
     (docs/providers.md), never repeated on Stability."""
+
+    huggingface_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "HF_TOKEN", "STUDIO_HUGGINGFACE_API_KEY", "HUGGINGFACE_API_KEY"
+        ),
+    )
+    """Hugging Face token (``hf_…``, ``HF_TOKEN`` as the SDK reads it); without one (outside
+    emulator mode) Hugging Face drops out of routes."""
+    huggingface_base_url: str | None = None
+    """Default: the router's ``hf-inference`` base with a key, the emulator's ``/huggingface`` in
+    emulator mode; a model's URL is ``{this}/models/{model id}``."""
+    huggingface_timeout_seconds: float = 120.0
+    """Timeout of a synchronous Hugging Face call; past it the call is possible provider cost."""
+
+    gemini_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("GOOGLE_API_KEY", "GEMINI_API_KEY", "STUDIO_GEMINI_API_KEY"),
+    )
+    """Gemini API key (``GOOGLE_API_KEY`` wins over ``GEMINI_API_KEY``, as in google-genai); without one (outside emulator mode) Gemini drops out of routes."""
+    gemini_base_url: str | None = None
+    """Default: the Gemini API with a key, the emulator's ``/gemini`` in emulator mode."""
+    gemini_timeout_seconds: float = 120.0
+    """Timeout of a synchronous Gemini call; past it the call is possible provider cost."""
 
     submit_timeout_seconds: float = 30.0
     """Read timeout of the paid POST; past it the submit is ambiguous and gets reconciled."""
@@ -271,6 +298,27 @@ class StudioSettings(BaseSettings):
                 return url, self.stability_api_key.get_secret_value()
             if self.uses_emulator:
                 return self.stability_base_url or f"{emulator}/stability", EMULATOR_DEFAULT_KEY
+        if provider == "huggingface":
+            return self._keyed(
+                self.huggingface_api_key,
+                self.huggingface_base_url,
+                HUGGINGFACE_PUBLIC_URL,
+                f"{emulator}/huggingface",
+            )
+        if provider == "gemini":
+            return self._keyed(
+                self.gemini_api_key, self.gemini_base_url, GEMINI_PUBLIC_URL, f"{emulator}/gemini"
+            )
+        return None
+
+    def _keyed(
+        self, key: SecretStr | None, base_url: str | None, public: str, emulator: str
+    ) -> tuple[str, str] | None:
+        """A keyed provider's access: its key, else the emulator (emulator mode), else none."""
+        if key is not None:
+            return base_url or public, key.get_secret_value()
+        if self.uses_emulator:
+            return base_url or emulator, EMULATOR_DEFAULT_KEY
         return None
 
     @property

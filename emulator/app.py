@@ -17,9 +17,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from emulator import admin, api, files, stability
+from emulator import admin, api, files, gemini, huggingface, stability
 from emulator.breaks import RAW_SEND_KEY
 from emulator.config import EmulatorConfig
+from emulator.paid import InlineAccount
 from emulator.runtime import Runtime
 from emulator.state import EmulatorState
 from providers.catalogue import Catalogue, load_catalogue
@@ -84,7 +85,11 @@ def create_app(config: EmulatorConfig | None = None, catalogue: Catalogue | None
     )
     app.include_router(admin.router)
     app.include_router(files.router)
-    app.include_router(stability.router)  # before api's catch-all routes
+    app.state.huggingface = InlineAccount()
+    app.state.gemini = InlineAccount()
+    app.include_router(stability.router)  # these before api's catch-all routes
+    app.include_router(huggingface.router)
+    app.include_router(gemini.router)
     app.include_router(api.router)
 
     @app.exception_handler(StarletteHTTPException)

@@ -1,7 +1,7 @@
 """Fault rules: what a test wants to go wrong, on which route, for which request, how often.
 
 Rules are consumed in the order they were added. A request takes at most one *request* fault
-(the first matching one: ``http_error``, ``reset``, ``lost_response``, ``slow``); a submit also
+(the first matching one: ``http_error``, ``reset``, ``lost_response``, ``slow``, ``refuse``); a submit also
 takes at most one rule of each *prediction* group (outcome, output expiry, each webhook fault),
 which then shapes that prediction for its whole life.
 """
@@ -24,15 +24,19 @@ Route = Literal[
     "stability",
     "stability_result",
     "stability_balance",
+    "huggingface",
+    "gemini",
     "any",
 ]
 """WaveSpeed routes, then Stability's (``stability``: any paid v2beta POST, matched by its path
-in ``match_model``, e.g. ``stable-image/generate/ultra``)."""
+in ``match_model``, e.g. ``stable-image/generate/ultra``), then Hugging Face's and Gemini's paid
+POSTs (matched by model id, e.g. ``gemini-2.5-flash-image``)."""
 Kind = Literal[
     "http_error",
     "reset",
     "lost_response",
     "slow",
+    "refuse",
     "fail_prediction",
     "timeout_prediction",
     "cancel_prediction",
@@ -44,8 +48,12 @@ Kind = Literal[
     "webhook_stale",
 ]
 
-REQUEST_KINDS: frozenset[str] = frozenset({"http_error", "reset", "lost_response", "slow"})
-"""Faults that change how one HTTP exchange goes."""
+REQUEST_KINDS: frozenset[str] = frozenset(
+    {"http_error", "reset", "lost_response", "slow", "refuse"}
+)
+"""Faults that change how one HTTP exchange goes (``refuse``: a content refusal in the provider's
+own shape, which only the Hugging Face and Gemini routes have)."""
+REFUSING_ROUTES: frozenset[str] = frozenset({"huggingface", "gemini"})
 
 OUTCOME_KINDS: frozenset[str] = frozenset(
     {"fail_prediction", "timeout_prediction", "cancel_prediction"}
@@ -98,6 +106,8 @@ class FaultRule(BaseModel):
 
     def matches(self, route: str, model: str | None, prompt: str | None) -> bool:
         if self.kind in PREDICTION_KINDS and route != "submit":
+            return False
+        if self.kind == "refuse" and route not in REFUSING_ROUTES:
             return False
         if self.route not in ("any", route):
             return False

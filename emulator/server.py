@@ -16,9 +16,11 @@ from typing import Any, Self
 
 import uvicorn
 
+from emulator import gemini, huggingface
 from emulator.app import create_app
 from emulator.config import EmulatorConfig
 from emulator.faults import FaultRule, as_rules
+from emulator.paid import InlineAccount
 from emulator.stability import PREFIX, StabilityAccount
 from emulator.state import EmulatorState
 from providers.catalogue import Catalogue
@@ -136,6 +138,28 @@ class EmulatorServer:
         """Base URL to give the Stability client."""
         return f"{self.url}{PREFIX}"
 
+    @property
+    def huggingface(self) -> InlineAccount:
+        """The emulated Hugging Face account under ``/huggingface`` (paid calls per model)."""
+        account: InlineAccount = self.app.state.huggingface
+        return account
+
+    @property
+    def huggingface_url(self) -> str:
+        """Base URL to give the Hugging Face client (models at ``{this}/models/{id}``)."""
+        return f"{self.url}{huggingface.PREFIX}"
+
+    @property
+    def gemini(self) -> InlineAccount:
+        """The emulated Gemini account under ``/gemini`` (paid calls per model)."""
+        account: InlineAccount = self.app.state.gemini
+        return account
+
+    @property
+    def gemini_url(self) -> str:
+        """Base URL to give the Gemini client (``HttpOptions.base_url``)."""
+        return f"{self.url}{gemini.PREFIX}"
+
     def clear_faults(self) -> None:
         self.state.faults.clear()
 
@@ -146,6 +170,8 @@ class EmulatorServer:
         """Clear predictions, uploads, counters and faults; restore the configured balance."""
         self.state.reset()
         self.stability.reset()
+        self.huggingface.reset()
+        self.gemini.reset()
 
     def configure(self, **changes: Any) -> EmulatorConfig:
         return self.state.configure(changes)

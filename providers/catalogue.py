@@ -21,6 +21,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     create_model,
     field_validator,
     model_validator,
@@ -160,7 +161,7 @@ class ModelSpec(BaseModel):
     POST is possible provider cost and is never repeated on the same provider."""
     path: str
     """The provider's model path: WaveSpeed ``POST /api/v3/{path}``, Stability
-    ``POST /v2beta/{path}``."""
+    ``POST /v2beta/{path}``, Hugging Face the Hub model id, Gemini ``models/{model}``."""
     operations: tuple[Operation, ...]
     price_usd: Decimal
     """One price per run: validation, estimates and settlement all use it."""
@@ -179,8 +180,14 @@ class ModelSpec(BaseModel):
 
     @field_validator("path")
     @classmethod
-    def _path_shape(cls, value: str) -> str:
-        if not re.fullmatch(r"[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)+", value):
+    def _path_shape(cls, value: str, info: ValidationInfo) -> str:
+        # Hugging Face model ids are case-sensitive (``black-forest-labs/FLUX.1-schnell``).
+        segment = (
+            "[A-Za-z0-9][A-Za-z0-9._-]*"
+            if info.data.get("provider") == "huggingface"
+            else "[a-z0-9][a-z0-9._-]*"
+        )
+        if not re.fullmatch(rf"{segment}(/{segment})+", value):
             raise ValueError(f"model path {value!r} must look like 'owner/model[/variant]'")
         return value
 

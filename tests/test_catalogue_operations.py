@@ -57,6 +57,9 @@ def calls_to(emulator: EmulatorServer, spec: ModelSpec) -> int:
     """Paid calls the model's provider ran (each provider's emulator counts its own)."""
     if spec.provider == "stability":
         return int(emulator.stability.stats()["billed"].get(spec.path, 0))
+    if spec.provider in ("huggingface", "gemini"):
+        account = emulator.huggingface if spec.provider == "huggingface" else emulator.gemini
+        return int(account.stats()["billed"].get(spec.path, 0))
     return int(emulator.stats()["by_model"].get(spec.path, 0))
 
 
