@@ -29,8 +29,7 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from emulator.breaks import LostResponse, ResetResponse
-from emulator.faults import FaultRule
+from emulator.paid import broken
 
 PREFIX = "/stability"
 CREDITS: dict[str, Decimal] = {
@@ -169,7 +168,7 @@ async def paid_call(path: str, request: Request) -> Response:
         answer: Response = JSONResponse({"id": job_id})
     else:
         answer = _image_answer(request, image, media_type, seed)
-    return await _broken(answer, rule)
+    return await broken(answer, rule)
 
 
 @router.get("/v2beta/results/{job_id}")
@@ -182,7 +181,7 @@ async def result(job_id: str, request: Request) -> Response:
         return stability_error(404)
     if time.monotonic() < job.done_at:
         return JSONResponse({"id": job_id, "status": "in-progress"}, status_code=202)
-    return await _broken(_image_answer(request, job.image, job.media_type, job.seed), rule)
+    return await broken(_image_answer(request, job.image, job.media_type, job.seed), rule)
 
 
 @router.get("/v1/user/balance")
@@ -193,20 +192,6 @@ async def balance(request: Request) -> Response:
     if rule is not None and rule.kind == "http_error":
         return stability_error(rule.status, rule.message, rule.retry_after)
     return JSONResponse({"credits": float(account_of(request).credits)})
-
-
-async def _broken(answer: Response, rule: FaultRule | None) -> Response:
-    """The answer of a call that ran, delayed or lost as the fault says."""
-    if rule is None:
-        return answer
-    if rule.kind == "slow":
-        await asyncio.sleep(rule.delay)
-        return answer
-    if rule.kind == "reset":
-        return ResetResponse()
-    if rule.kind == "lost_response":
-        return LostResponse(answer, rule.delay)
-    return answer
 
 
 def _missing(path: str, fields: dict[str, Any], images: dict[str, bytes]) -> str:
