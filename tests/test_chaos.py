@@ -98,7 +98,9 @@ async def test_kills_restarts_and_provider_faults_lose_and_double_pay_nothing(
     prompts = [f"chaos {tag} #{i}:" for i in range(OPERATIONS)]
     variations = {p: rng.choice([1, 1, 2]) for p in prompts}
     expired = _inject_faults(emulator, prompts, rng)
-    emulator.configure(processing_seconds=3.0)  # long enough to be caught waiting
+    # Longer than the quick check plus a transient retry (0.5 + 2 s), shorter than qwen-image's
+    # typical 8 s poll: a poll is sure to find it running (`while_waiting`), at no extra wall time.
+    emulator.configure(processing_seconds=6.0)
 
     workers, restarts = [], 0
     report: dict = {"round": round_no, "operations": OPERATIONS}
