@@ -6,7 +6,8 @@ part on text-only calls), ``accept: image/*`` or ``application/json``, and the a
 ``{"image", "finish_reason", "seed"}``; errors as ``{"id", "name", "errors"}``. Faults come from the
 emulator's shared fault book (routes ``stability``, ``stability_result``, ``stability_balance``):
 ``http_error`` answers before the request is accepted (nothing billed), ``reset``/``slow``/
-``lost_response`` happen after it ran (billed, answer lost or late). Real PNG outputs.
+``lost_response`` happen after it ran (billed, answer lost or late). Real image outputs. What each
+endpoint (generate, upscale, edit, control) requires and renders: ``emulator.stability_endpoints``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import io
 import secrets
 import threading
 import time
@@ -24,23 +24,14 @@ from decimal import Decimal
 from typing import Any
 
 from fastapi import APIRouter
-from PIL import Image
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from emulator.paid import broken
+from emulator.stability_endpoints import ASYNC_PATHS, CREDITS, problem, render
 
 PREFIX = "/stability"
-CREDITS: dict[str, Decimal] = {
-    "stable-image/generate/ultra": Decimal(8),
-    "stable-image/generate/core": Decimal(3),
-    "stable-image/generate/sd3": Decimal("6.5"),
-    "stable-image/upscale/fast": Decimal(2),
-    "stable-image/upscale/conservative": Decimal(40),
-    "stable-image/upscale/creative": Decimal(60),
-}
-ASYNC_PATHS = frozenset({"stable-image/upscale/creative"})
 ERROR_NAMES = {
     400: ("bad_request", "some-field: is required"),
     402: ("payment_required", "lacking credits"),
@@ -59,7 +50,6 @@ ERROR_NAMES = {
     ),
     500: ("internal_error", "An unexpected server error has occurred, please try again later."),
 }
-RATIOS = {"21:9": (21, 9), "16:9": (16, 9), "3:2": (3, 2), "5:4": (5, 4), "1:1": (1, 1)}
 
 
 @dataclass
@@ -157,10 +147,10 @@ async def paid_call(path: str, request: Request) -> Response:
         return stability_error(rule.status, rule.message, rule.retry_after)  # not accepted
     if path not in CREDITS:
         return stability_error(404, f"{path}: no such endpoint")
-    problem = _missing(path, fields, images)
-    if problem:
-        return stability_error(400, problem)
-    image, media_type, seed = _render(path, fields, images)
+    refused = problem(path, fields, images)
+    if refused:
+        return stability_error(400, refused)
+    image, media_type, seed = render(path, fields, images)
     account.bill(path)
     if path in ASYNC_PATHS:
         done = time.monotonic() + account.processing_seconds
@@ -192,39 +182,6 @@ async def balance(request: Request) -> Response:
     if rule is not None and rule.kind == "http_error":
         return stability_error(rule.status, rule.message, rule.retry_after)
     return JSONResponse({"credits": float(account_of(request).credits)})
-
-
-def _missing(path: str, fields: dict[str, Any], images: dict[str, bytes]) -> str:
-    if path.startswith("stable-image/generate/") and not str(fields.get("prompt", "")).strip():
-        return "prompt: is required"
-    if path.startswith("stable-image/upscale/") and "image" not in images:
-        return "image: is required"
-    if path.endswith(("/creative", "/conservative")) and not str(fields.get("prompt", "")).strip():
-        return "prompt: is required"
-    return ""
-
-
-def _render(path: str, fields: dict[str, Any], images: dict[str, bytes]) -> tuple[bytes, str, int]:
-    """A real image: 1 MP in the asked aspect ratio, or 4x the input for upscales."""
-    seed = int(fields.get("seed") or 0) or secrets.randbelow(4_294_967_294) + 1
-    if "image" in images:
-        with Image.open(io.BytesIO(images["image"])) as source:
-            width, height = source.size
-        factor = 4 if path.endswith("/fast") else 2
-        size = (min(width * factor, 4096), min(height * factor, 4096))
-    else:
-        ratio = str(fields.get("aspect_ratio", "1:1"))
-        a, b = RATIOS.get(ratio, RATIOS.get(":".join(reversed(ratio.split(":"))), (1, 1)))
-        if ratio not in RATIOS:
-            a, b = b, a
-        scale = (1024 * 1024 / (a * b)) ** 0.5
-        size = (int(a * scale) // 64 * 64, int(b * scale) // 64 * 64)
-    digest = hashlib.sha256(f"{path}|{fields.get('prompt', '')}|{seed}".encode()).digest()
-    fmt = str(fields.get("output_format", "png"))
-    fmt = fmt if fmt in ("png", "jpeg", "webp") else "png"
-    buffer = io.BytesIO()
-    Image.new("RGB", size, tuple(digest[:3])).save(buffer, format=fmt.upper())
-    return buffer.getvalue(), f"image/{fmt}", seed
 
 
 def _image_answer(request: Request, image: bytes, media_type: str, seed: int) -> Response:

@@ -52,6 +52,15 @@ class Operation(StrEnum):
     REMOVE_TEXT = "remove_text"
     CAPTION = "caption"
     OPTIMIZE_PROMPT = "optimize_prompt"
+    INPAINT = "inpaint"
+    SEARCH_REPLACE = "search_replace"
+    SEARCH_RECOLOR = "search_recolor"
+    REMOVE_BACKGROUND = "remove_background"
+    RELIGHT = "relight"
+    SKETCH = "sketch"
+    STRUCTURE = "structure"
+    STYLE = "style"
+    STYLE_TRANSFER = "style_transfer"
 
 
 class Tier(StrEnum):
@@ -75,6 +84,9 @@ class ImageRole(StrEnum):
     LEFT = "left"
     RIGHT = "right"
     SKETCH = "sketch"
+    STYLE = "style"  # the image whose style is taken (Stability control style, style transfer)
+    BACKGROUND = "background"  # a new background to put behind the subject (relight)
+    LIGHT = "light"  # an image whose lighting is copied onto the subject (relight)
 
 
 FieldType = Literal["string", "integer", "number", "boolean", "enum", "size", "image", "images"]
@@ -177,6 +189,9 @@ class ModelSpec(BaseModel):
     """Where the entry comes from in the seed system (see docs/catalogue.md)."""
     notes: str = ""
     inputs: tuple[InputField, ...]
+    requires_one_of: tuple[tuple[str, ...], ...] = ()
+    """Groups of inputs of which at least one must be given (numbers non-zero): the provider
+    refuses the request otherwise (Stability outpaint's directions, relight's background)."""
 
     @field_validator("path")
     @classmethod
@@ -205,6 +220,9 @@ class ModelSpec(BaseModel):
             raise ValueError(f"model {self.id!r} declares a field twice")
         if not self.operations:
             raise ValueError(f"model {self.id!r} has no operation")
+        for group in self.requires_one_of:
+            if not group or any(name not in names for name in group):
+                raise ValueError(f"model {self.id!r}: requires_one_of names unknown fields")
         return self
 
     def field(self, name: str) -> InputField | None:
@@ -235,7 +253,21 @@ class ModelSpec(BaseModel):
                 f"invalid inputs for model {self.id}",
                 [self._field_error(err, prefix) for err in exc.errors()],
             ) from None
-        return validated.model_dump(mode="json", exclude_unset=True)
+        result = validated.model_dump(mode="json", exclude_unset=True)
+        lacking = [group for group in self.requires_one_of if not any(result.get(n) for n in group)]
+        if lacking:
+            raise InvalidRequestError(
+                f"invalid inputs for model {self.id}",
+                [
+                    FieldError(
+                        f"{prefix}.{group[0]}",
+                        "required: at least one of " + ", ".join(group),
+                        "a non-empty value in one of " + ", ".join(group),
+                    )
+                    for group in lacking
+                ],
+            )
+        return result
 
     def _field_error(self, err: Mapping[str, Any], prefix: str) -> FieldError:
         loc = [str(p) for p in err["loc"]]

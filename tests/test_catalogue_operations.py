@@ -50,6 +50,10 @@ def minimal_call(spec: ModelSpec) -> dict[str, Any]:
             extra[field.name] = "x"
         else:  # pragma: no cover - the catalogue has no other required field types today
             raise AssertionError(f"{spec.id}: cannot fill required {field.type} {field.name}")
+    for group in spec.requires_one_of:  # e.g. outpaint: one of left/right/up/down non-zero
+        first = spec.field(group[0])
+        assert first is not None and first.type in ("integer", "string"), spec.id
+        extra[first.name] = 64 if first.type == "integer" else "x"
     return {"prompt": prompt, "images": images, "options": {"model": spec.id, "extra": extra}}
 
 
@@ -123,6 +127,7 @@ async def test_invalid_requests_name_the_field_and_submit_nothing(
     spec = CATALOGUE.for_operation(operation)[0]
     call = minimal_call(spec)
     before = emulator.stats()["submit_requests"]
+    stability_before = emulator.stability.stats()["posts"]
 
     name, value = _bad_value(spec)
     with pytest.raises(InvalidRequestError) as bad_value:
@@ -155,6 +160,7 @@ async def test_invalid_requests_name_the_field_and_submit_nothing(
     assert f"inputs.{required.name}" in missing.value.fields
 
     assert emulator.stats()["submit_requests"] == before
+    assert emulator.stability.stats()["posts"] == stability_before
 
 
 @pytest.mark.parametrize(
