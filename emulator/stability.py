@@ -82,10 +82,18 @@ class StabilityAccount:
             self.billed: Counter[str] = Counter()
             """POSTs that ran and were debited, per path (a lost answer still counts here)."""
             self.result_gets = 0
+            self.seen: list[dict[str, Any]] = []
+            """The last paid requests as sent: path, text fields and the names of file parts."""
 
     def count_post(self, path: str) -> None:
         with self._lock:
             self.posts[path] += 1
+
+    def record(self, path: str, fields: dict[str, Any], files: list[str]) -> None:
+        """Keep what the client sent (the last 50 requests), so tests can check the fields."""
+        entry = {"path": path, "fields": dict(fields), "files": sorted(files)}
+        with self._lock:
+            self.seen = [*self.seen[-49:], entry]
 
     def bill(self, path: str) -> None:
         with self._lock:
@@ -139,6 +147,7 @@ async def paid_call(path: str, request: Request) -> Response:
     images = {
         k: await v.read() for k, v in form.items() if isinstance(v, UploadFile) and k != "none"
     }
+    account.record(path, fields, list(images))
     rule = request.app.state.runtime.state.faults.take_request_fault(
         "stability", path, str(fields.get("prompt", ""))
     )

@@ -405,6 +405,12 @@ def _size_checker(spec: InputField):
     return check
 
 
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
 def _image_ref_checker(value: BlobRef) -> BlobRef:
     if not value.media_type.startswith("image/"):
         raise ValueError(f"must be an image, got {value.media_type}")
@@ -418,9 +424,10 @@ ImageUrl = Annotated[str, Field(pattern=r"^(https?://|data:image/)\S+$", max_len
 def _annotation(spec: InputField, wire: bool) -> Any:
     """The pydantic type for one catalogue field."""
     if spec.type == "string":
-        return Annotated[
+        text = Annotated[
             str, Field(min_length=1 if spec.required else 0, max_length=spec.max_length)
         ]
+        return Annotated[text, AfterValidator(_not_blank)] if spec.required else text
     if spec.type == "integer":
         return Annotated[int, Field(ge=spec.min, le=spec.max, strict=True)]
     if spec.type == "number":

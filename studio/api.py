@@ -54,12 +54,14 @@ from ledger.blob_owners import BlobOwners
 from ledger.db import shared_engine
 from ledger.run_records import RunRecords
 from providers.catalogue import Catalogue, ImageRole, Operation, load_catalogue
+from studio.control_operations import ControlOperations
 from studio.create_operations import CreateOperations
 from studio.edit_operations import EditOperations
 from studio.handles import OperationHandle
 from studio.model_runs import ModelRuns, as_webhook
 from studio.operations import Options
 from studio.pipelines import DefinitionSource, PipelineClient, PipelineHandle, PipelineQuote
+from studio.retouch_operations import RetouchOperations
 from studio.run_list import RunKind, RunPage, list_runs
 from studio.temporal import connect, temporal_client, ui_url
 from studio.webhooks import start_with_webhook
@@ -68,7 +70,7 @@ from workflows.operation import ImageOperationWorkflow
 ImageInputs = Mapping[ImageRole, ImageSource | Sequence[ImageSource] | None]
 
 
-class Studio(CreateOperations, EditOperations, ModelRuns):
+class Studio(CreateOperations, EditOperations, RetouchOperations, ControlOperations, ModelRuns):
     """Holds a Temporal client and the blob store; one per process is plenty.
 
     Without a client (``Studio(None, settings)``) it still validates, quotes and estimates.

@@ -26,6 +26,7 @@ class CreateOperations(OperationStarter):
         user_id: str,
         options: GenerateOptions | Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
+        provider: str | None = None,
     ) -> OperationHandle:
         """Start a text-to-image run.
 
@@ -35,10 +36,18 @@ class CreateOperations(OperationStarter):
             options: Create Studio template, aspect ratio, style, quality tier, size, seed,
                 ``num_variations`` (1-10, run concurrently, only delivered ones charged).
             idempotency_key: Same key and request: the same run.
+            provider: ``auto`` (the quality tier's route, falling back to its next provider
+                when one provably ran nothing) or a provider name (``wavespeed``,
+                ``stability``, ``huggingface``, ``gemini``): that provider's entries of the
+                route. Sets ``options.provider``; unknown names are refused naming it.
 
         Returns:
             A handle to wait on, watch or cancel.
         """
+        if provider is not None:
+            options = parse_options(GenerateOptions, options).model_copy(
+                update={"provider": provider}
+            )
         return await self.start_request(
             Operation.TEXT_TO_IMAGE,
             user_id=user_id,
@@ -56,10 +65,15 @@ class CreateOperations(OperationStarter):
         user_id: str,
         options: GenerateOptions | Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
+        provider: str | None = None,
     ) -> OperationResult:
         """Text-to-image, waiting for the stored result (see ``start_generate_image``)."""
         handle = await self.start_generate_image(
-            prompt, user_id=user_id, options=options, idempotency_key=idempotency_key
+            prompt,
+            user_id=user_id,
+            options=options,
+            idempotency_key=idempotency_key,
+            provider=provider,
         )
         return await handle.result()
 

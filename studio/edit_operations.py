@@ -3,12 +3,13 @@ background, text removal."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from blobs.ingest import ImageSource
 from contracts.operation import OperationResult
 from domain.options import OperationOptions, parse_options
+from domain.upscale import DEFAULT_UPSCALE_PROMPT, target_long_side, upscale_model
 from providers.catalogue import ImageRole, Operation
 from studio.handles import OperationHandle
 from studio.operations import OperationStarter, Options, language_value
@@ -82,16 +83,45 @@ class EditOperations(OperationStarter):
         options: Options = None,
         idempotency_key: str | None = None,
         target_resolution: str | None = None,
+        mode: str | None = None,
+        target_width: int | None = None,
+        target_height: int | None = None,
+        prompt: str | None = None,
     ) -> OperationHandle:
-        """Start an upscale of ``image`` (``target_resolution`` 2k/4k/8k where the model takes it)."""
+        """Start an upscale of ``image``.
+
+        Args:
+            target_resolution: ``2k``/``4k``/``8k``, for upscalers that take it (WaveSpeed's).
+            mode: Stability's upscaler: ``fast`` (4x), ``conservative`` (about 4 MP, faithful),
+                ``creative`` (reimagines detail), or ``auto`` as the seed does: conservative
+                when the target is 3000 px or more on its long side, else fast. An explicit
+                ``options.model`` wins. Unknown modes are refused naming ``mode``.
+            target_width: The wanted width; with ``target_height`` it decides ``auto``.
+            target_height: The wanted height.
+            prompt: What the image shows, for upscalers that take a prompt (conservative,
+                creative); with ``mode`` a default is used when it is omitted.
+        """
+        opts = parse_options(OperationOptions, options)
+        params: dict[str, Any] = {"target_resolution": target_resolution}
+        if mode is not None:
+            long_side = target_long_side(target_resolution, target_width, target_height)
+            chosen = upscale_model(mode, long_side)
+            if opts.model is None:
+                opts = opts.model_copy(update={"model": chosen})
+            spec = self.catalogue.resolve(Operation.UPSCALE, opts.model)
+            if spec.field("target_resolution") is None:
+                params = {}  # only used to choose the model
+            takes_prompt = spec.field("prompt") is not None
+            prompt = (prompt or DEFAULT_UPSCALE_PROMPT) if takes_prompt else None
         return await self.start_request(
             Operation.UPSCALE,
             user_id=user_id,
-            options=options,
+            options=opts,
             idempotency_key=idempotency_key,
+            prompt=prompt,
             images={ImageRole.BASE: image},
-            params={"target_resolution": target_resolution},
-            label=f"upscale {target_resolution or ''}".strip(),
+            params=params,
+            label=f"upscale {mode or target_resolution or ''}".strip(),
         )
 
     async def generate_image_upscale(
@@ -102,6 +132,10 @@ class EditOperations(OperationStarter):
         options: Options = None,
         idempotency_key: str | None = None,
         target_resolution: str | None = None,
+        mode: str | None = None,
+        target_width: int | None = None,
+        target_height: int | None = None,
+        prompt: str | None = None,
     ) -> OperationResult:
         """Upscale an image, waiting for the result (see ``start_generate_image_upscale``)."""
         handle = await self.start_generate_image_upscale(
@@ -110,6 +144,10 @@ class EditOperations(OperationStarter):
             options=options,
             idempotency_key=idempotency_key,
             target_resolution=target_resolution,
+            mode=mode,
+            target_width=target_width,
+            target_height=target_height,
+            prompt=prompt,
         )
         return await handle.result()
 
@@ -264,8 +302,16 @@ class EditOperations(OperationStarter):
         idempotency_key: str | None = None,
         aspect_ratio: str | None = None,
         prompt: str | None = None,
+        margins: Mapping[str, int] | None = None,
     ) -> OperationHandle:
-        """Start outpainting ``image`` to a wider canvas (``aspect_ratio`` where taken)."""
+        """Start outpainting ``image`` to a wider canvas.
+
+        Args:
+            aspect_ratio: The new canvas's ratio, for models that take one (WaveSpeed's).
+            prompt: What to fill the new area with, where the model takes a prompt.
+            margins: Pixels to add per side (``left``, ``right``, ``up``, ``down``; 0-2000), for
+                models that take them (Stability outpaint, at least one non-zero).
+        """
         return await self.start_request(
             Operation.EXPAND,
             user_id=user_id,
@@ -273,7 +319,7 @@ class EditOperations(OperationStarter):
             idempotency_key=idempotency_key,
             prompt=prompt,
             images={ImageRole.BASE: image},
-            params={"aspect_ratio": aspect_ratio},
+            params={"aspect_ratio": aspect_ratio, **(margins or {})},
             label="expand",
         )
 
@@ -286,6 +332,7 @@ class EditOperations(OperationStarter):
         idempotency_key: str | None = None,
         aspect_ratio: str | None = None,
         prompt: str | None = None,
+        margins: Mapping[str, int] | None = None,
     ) -> OperationResult:
         """Outpaint an image, waiting for the result (see ``start_expand_image``)."""
         handle = await self.start_expand_image(
@@ -295,6 +342,7 @@ class EditOperations(OperationStarter):
             idempotency_key=idempotency_key,
             aspect_ratio=aspect_ratio,
             prompt=prompt,
+            margins=margins,
         )
         return await handle.result()
 

@@ -1,5 +1,6 @@
-"""The fourteen image operations, each as a ``start_`` method (returns a handle) and a waiting one,
-written out in ``studio.create_operations`` and ``studio.edit_operations``.
+"""The image operations, each as a ``start_`` method (returns a handle) and a waiting one, written
+out in ``studio.create_operations``, ``studio.edit_operations``, ``studio.retouch_operations``
+(Stability's edits) and ``studio.control_operations`` (Control Studio).
 
 They mirror the seed system's entry points (``generate_image``, ``generate_character_image``,
 ``generate_image_edit``, ``generate_image_upscale``, ``generate_image_to_3d``,

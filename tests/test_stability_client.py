@@ -15,6 +15,7 @@ from emulator.server import EmulatorServer
 from providers.errors import (
     AmbiguousSubmitError,
     ContentRefusedError,
+    InvalidInputError,
     RateLimitedError,
     TransientError,
 )
@@ -89,3 +90,60 @@ async def test_failures_are_typed_for_the_billing_rules(
         await stability.generate(path, body, {})
     stats = emulator.stability.stats()
     assert stats["posts"][path] == 5 and stats["billed"][path] == 2  # refusals bill nothing
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "files", "named"),
+    [
+        ("stable-image/edit/search-and-replace", {"prompt": "a dog"}, ["image"], "search_prompt"),
+        ("stable-image/edit/search-and-recolor", {"prompt": "red"}, ["image"], "select_prompt"),
+        ("stable-image/edit/inpaint", {}, ["image"], "prompt"),
+        ("stable-image/edit/outpaint", {"left": 0}, ["image"], "left, right, up, down"),
+        ("stable-image/edit/remove-background", {"output_format": "jpeg"}, ["image"], "png"),
+        ("stable-image/control/style-transfer", {}, ["init_image"], "style_image"),
+        ("stable-image/control/sketch", {"prompt": "x"}, [], "image"),
+        ("stable-image/upscale/conservative", {}, ["image"], "prompt"),
+    ],
+)
+async def test_new_endpoints_refuse_a_missing_field_like_the_real_api(
+    path: str,
+    body: dict[str, object],
+    files: list[str],
+    named: str,
+    stability: StabilityClient,
+    emulator: EmulatorServer,
+) -> None:
+    parts = {name: _png() for name in files}
+    with pytest.raises(InvalidInputError) as refused:
+        await stability.generate(path, body, parts)
+    assert "bad_request" in str(refused.value) and named in str(refused.value)
+    assert refused.value.status == 400
+    assert emulator.stability.stats()["billed"] == {}  # a refused request bills nothing
+
+
+async def test_relight_is_an_async_job_and_edits_answer_images(
+    stability: StabilityClient, emulator: EmulatorServer
+) -> None:
+    emulator.stability.processing_seconds = 0.0
+    job = await stability.submit(
+        "stable-image/edit/replace-background-and-relight",
+        {"background_prompt": "a beach at noon", "light_source_direction": "left"},
+        files={"subject_image": _png()},
+    )
+    done = await stability.get_prediction(job.id)
+    assert done.status == "completed"
+    cut = await stability.generate(
+        "stable-image/edit/remove-background", {"output_format": "webp"}, {"image": _png()}
+    )
+    with Image.open(io.BytesIO(cut.content)) as decoded:
+        assert decoded.format == "WEBP" and decoded.mode == "RGBA" and decoded.size == (96, 80)
+    assert emulator.stability.stats()["billed"] == {
+        "stable-image/edit/replace-background-and-relight": 1,
+        "stable-image/edit/remove-background": 1,
+    }
+
+
+def _png(size: tuple[int, int] = (96, 80)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (30, 60, 90)).save(buffer, format="PNG")
+    return buffer.getvalue()
