@@ -85,10 +85,12 @@ def main() -> None:
         )
         time.sleep(1)
         before = {c.name: cpu_seconds(c.pid) for c in stack.children}
+        before["starter"] = cpu_seconds(os.getpid())
         wall = asyncio.run(
             (load_floor if args.floor else load)(stack, args.concurrent, args.rounds)
         )
         spent = {c.name: round(cpu_seconds(c.pid) - before[c.name], 2) for c in stack.children}
+        spent["starter"] = round(cpu_seconds(os.getpid()) - before["starter"], 2)
         recorder.send_signal(2)
         recorder.wait(timeout=60)
     finally:
