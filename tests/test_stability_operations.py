@@ -5,11 +5,13 @@ which fields the emulator received, and that a refused request reached no paid e
 
 from __future__ import annotations
 
+import base64
 import io
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
+import httpx
 import pytest
 from PIL import Image
 
@@ -19,7 +21,9 @@ from contracts.operation import OperationResult
 from emulator.server import EmulatorServer
 from providers.catalogue import load_catalogue
 from studio.api import Studio
+from tests.conftest import ApiServer
 from tests.test_catalogue_operations import png_bytes
+from tests.test_http_api import wait_done
 from tests.test_provider_routes import charged
 
 CATALOGUE = load_catalogue()
@@ -124,7 +128,7 @@ async def test_each_new_stability_model_runs_end_to_end(
     with Image.open(io.BytesIO(studio.read(blob))) as decoded:
         assert decoded.size == (blob.width, blob.height) and decoded.width >= 64
         if model_id == "stability-remove-background":
-            assert decoded.mode == "RGBA" and decoded.getpixel((0, 0))[3] == 0
+            assert decoded.mode == "RGBA" and decoded.getpixel((0, 0))[3] == 0  # type: ignore[index]
         if model_id == "stability-outpaint":
             assert decoded.size == (96 + 32, 80 + 16)
     assert emulator.stability.stats()["billed"] == {spec.path: 1}
@@ -218,3 +222,78 @@ async def test_generate_image_with_provider_runs_on_that_provider(
     with pytest.raises(InvalidRequestError) as refused:
         await studio.start_generate_image("x", user_id=user_id, provider="nowhere")
     assert refused.value.fields == ["options.provider"]
+
+
+async def test_the_new_operations_are_pipeline_steps(
+    studio: Studio, resources: StudioResources, emulator: EmulatorServer, user_id: str
+) -> None:
+    resources.ledger.assign_plan(user_id, "enterprise")
+    definition = {
+        "name": "stability-retouch",
+        "steps": [
+            {
+                "name": "draw",
+                "operation": "text_to_image",
+                "model": "stability-core",
+                "prompt": "a vase",
+            },
+            {"name": "cut", "operation": "remove_background", "inputs": {"base": "draw"}},
+            {
+                "name": "restyle",
+                "operation": "style_transfer",
+                "inputs": {"base": "draw", "style": "cut"},
+            },
+            {
+                "name": "relit",
+                "operation": "relight",
+                "inputs": {"base": "cut"},
+                "params": {"background_prompt": "a sunny kitchen"},
+            },
+        ],
+    }
+    quote = await studio.quote_pipeline(definition, user_id=user_id)
+    assert quote.full_usd == Decimal("0.03") + Decimal("0.05") + Decimal("0.08") + Decimal("0.08")
+    result = await studio.run_pipeline(definition, user_id=user_id)
+    assert [result.step(n).model_id for n in ("cut", "restyle", "relit")] == [
+        "stability-remove-background",
+        "stability-style-transfer",
+        "stability-relight",
+    ]
+    assert result.cost_usd == quote.full_usd
+    assert all(result.step(n).outputs[0].blob for n in ("cut", "restyle", "relit"))
+    assert emulator.stability.stats()["billed"] == {
+        "stable-image/generate/core": 1,
+        "stable-image/edit/remove-background": 1,
+        "stable-image/control/style-transfer": 1,
+        "stable-image/edit/replace-background-and-relight": 1,
+    }
+
+
+async def test_the_http_api_starts_them_and_lists_their_models(
+    api_server: ApiServer, emulator: EmulatorServer, user_id: str
+) -> None:
+    def data_uri(colour: tuple[int, int, int]) -> str:
+        return "data:image/png;base64," + base64.b64encode(photo(colour)).decode()
+
+    body = {
+        "operation": "style_transfer",
+        "images": {"base": data_uri((1, 2, 3)), "style": data_uri((200, 100, 0))},
+        "options": {"extra": {"style_strength": 0.6}},
+    }
+    async with httpx.AsyncClient(timeout=30) as http:
+        listed = await http.get(
+            f"{api_server.url}/v1/models",
+            params={"operation": "relight"},
+            headers=api_server.headers(user_id),
+        )
+        started = await http.post(
+            f"{api_server.url}/v1/operations", json=body, headers=api_server.headers(user_id)
+        )
+        assert started.status_code == 202, started.text
+        done = await wait_done(http, api_server, started.json()["id"], user_id)
+    assert [m["id"] for m in listed.json()] == ["stability-relight"]
+    assert done["status"] == "completed", done
+    assert done["result"]["model"] == "stability-style-transfer"
+    [request] = emulator.stability.seen
+    assert request["files"] == ["init_image", "style_image"]
+    assert request["fields"]["style_strength"] == "0.6"
