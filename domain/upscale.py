@@ -24,13 +24,33 @@ DEFAULT_UPSCALE_PROMPT = "the same image, sharper and more detailed, faithful to
 def target_long_side(
     target_resolution: str | None, target_width: int | None, target_height: int | None
 ) -> int | None:
-    """The target's long side in px: from width/height, else from ``2k``/``4k``/``8k``."""
+    """The target's long side in px: from width/height, else from ``2k``/``4k``/``8k``.
+
+    Raises:
+        InvalidRequestError: a side that is not positive, or an unknown ``target_resolution``.
+    """
+    for name, side in (("target_width", target_width), ("target_height", target_height)):
+        if side is not None and side <= 0:
+            raise InvalidRequestError(
+                f"{name} must be positive", [FieldError(name, "must be positive", "pixels, > 0")]
+            )
     sides = [s for s in (target_width, target_height) if s]
     if sides:
         return max(sides)
-    if target_resolution:
-        return TARGET_RESOLUTIONS.get(target_resolution.strip().lower())
-    return None
+    if target_resolution is None:
+        return None
+    if target_resolution.strip().lower() not in TARGET_RESOLUTIONS:
+        raise InvalidRequestError(
+            f"unknown target_resolution {target_resolution!r}",
+            [
+                FieldError(
+                    "target_resolution",
+                    f"unknown target_resolution {target_resolution!r}",
+                    "one of " + ", ".join(TARGET_RESOLUTIONS),
+                )
+            ],
+        )
+    return TARGET_RESOLUTIONS[target_resolution.strip().lower()]
 
 
 def upscale_model(mode: str, long_side: int | None) -> str:

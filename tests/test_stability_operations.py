@@ -208,6 +208,11 @@ async def test_a_bad_upscale_mode_is_refused_naming_the_field(
         await studio.generate_image_upscale(photo(), user_id=user_id, mode="bogus")
     assert refused.value.fields == ["mode"]
     assert "conservative" in (refused.value.errors[0].allowed or "")
+    with pytest.raises(InvalidRequestError) as unknown_target:
+        await studio.generate_image_upscale(
+            photo(), user_id=user_id, mode="auto", target_resolution="16k"
+        )
+    assert unknown_target.value.fields == ["target_resolution"]
     assert emulator.stability.stats()["posts"] == {}
     assert emulator.stats()["submit_requests"] == before
 
