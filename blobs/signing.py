@@ -47,7 +47,10 @@ class UrlSigner:
         """True for an unexpired link signed with our key (constant-time comparison)."""
         if expires < (time.time() if now is None else now):
             return False
-        return hmac.compare_digest(self.signature(sha256, expires), sig)
+        # compare_digest refuses non-ASCII str (TypeError): compare bytes, so any sig is just wrong.
+        return hmac.compare_digest(
+            self.signature(sha256, expires).encode(), sig.encode("utf-8", "surrogatepass")
+        )
 
 
 def url_signer(settings: StudioSettings) -> UrlSigner:

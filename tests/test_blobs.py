@@ -136,6 +136,9 @@ def test_signed_api_links_expire_and_cannot_be_altered(tmp_path: Path) -> None:
     assert not signer.valid("ef" * 32, 1060, sig, now=1059.0), "another file"
     other = UrlSigner(key=b"x" * 32, base_url="https://studio.example.com")
     assert not other.valid(sha, 1060, sig, now=1059.0), "another key"
+    # Found by the HTTP fuzz test: a non-ASCII signature is a wrong one, not a server error.
+    assert not signer.valid(sha, 1060, "é" + sig[1:], now=1059.0)
+    assert not signer.valid(sha, 1060, "\udcff", now=1059.0)
 
 
 def test_the_local_signing_key_is_made_once_and_kept_private(tmp_path: Path) -> None:
