@@ -33,6 +33,7 @@ from contracts.operation import (
     Submission,
     SubmitRequest,
 )
+from ledger.values import submission_path
 from providers.errors import (
     AmbiguousSubmitError,
     ProviderError,
@@ -57,7 +58,7 @@ class InlineActivities:
                 submission_id=request.submission_id,
                 operation_id=request.operation_id,
                 user_id=request.user_id,
-                model_path=f"{request.provider}:{request.model_path}",
+                model_path=submission_path(request.provider, request.model_path),
                 body=request.body,
             )
         except OwnershipConflictError as exc:

@@ -28,6 +28,7 @@ from contracts.errors import OwnershipConflictError
 from contracts.failures import FailureType
 from contracts.operation import PredictionStatus, StoreRequest, Submission, SubmitRequest
 from ledger.submissions import SubmissionState
+from ledger.values import submission_path
 from providers.base import PredictionProvider
 from providers.wavespeed.errors import (
     AmbiguousSubmitError,
@@ -58,7 +59,7 @@ class SubmitActivities:
                 submission_id=request.submission_id,
                 operation_id=request.operation_id,
                 user_id=request.user_id,
-                model_path=request.model_path,
+                model_path=submission_path(request.provider, request.model_path),
                 body=request.body,
             )
         except OwnershipConflictError as exc:

@@ -160,7 +160,8 @@ class ChargeBook(LedgerBook):
         note: str,
         now: datetime | None = None,
     ) -> bool:
-        """Record what WaveSpeed billed for a prediction the user is not charged for."""
+        """Record what a provider billed for a prediction the user is not charged for (the
+        provider is read from the prediction's submission record)."""
         now = now or utcnow()
         with Session(self.engine) as s, s.begin():
             row = s.scalar(select(Reservation).where(Reservation.operation_id == operation_id))

@@ -3,6 +3,7 @@ events, counter moves. Each runs inside the caller's transaction (``s``); none c
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any, cast
 
@@ -12,8 +13,21 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Insert, Update
 
-from ledger.schema import Account, Plan, Reservation, UsageCounter, UsageEvent, UsagePeriod
-from ledger.values import ReservationInfo, from_micros, utcnow
+from ledger.schema import (
+    Account,
+    Plan,
+    Reservation,
+    SubmissionRecord,
+    UsageCounter,
+    UsageEvent,
+    UsagePeriod,
+)
+from ledger.values import DEFAULT_PROVIDER, ReservationInfo, from_micros, path_provider, utcnow
+
+UNANSWERED = "unanswered:"
+"""Prefix of the provider cost key of a POST that saw no answer (then the submission id)."""
+INLINE_ID = re.compile(r"^([a-z]+)-[0-9a-f]{64}-[0-9a-f]{16}$")
+"""An inline provider's prediction id: ``{provider}-{output sha256}-{digest}``."""
 
 
 def insert_ignore(s: Session, model: type, values: dict[str, Any]) -> bool:
@@ -259,6 +273,7 @@ def provider_cost(
         note=note,
     )
     event.prediction_id = prediction_id
+    event.provider = provider_of(s, prediction_id)
     inserted = insert_ignore(s, UsageEvent, event_values(event))
     if inserted:
         money = UsagePeriod.__table__.c
@@ -268,3 +283,21 @@ def provider_cost(
             .values(provider_cost_micros=money.provider_cost_micros + micros)
         )
     return inserted
+
+
+def provider_of(s: Session, prediction_id: str) -> str:
+    """Who billed ``prediction_id``, from its submission record (bound to the prediction, or the
+    unanswered POST's own); else from an inline id's prefix; else WaveSpeed."""
+    records = SubmissionRecord.__table__.c
+    if prediction_id.startswith(UNANSWERED):
+        submission = prediction_id[len(UNANSWERED) :]
+        match = records.submission_id == submission
+        if len(prediction_id) >= 120:  # the key was cut at 120 characters
+            match = records.submission_id.startswith(submission, autoescape=True)
+    else:
+        match = records.prediction_id == prediction_id
+    paths = s.scalars(select(records.model_path).where(match).limit(2)).all()
+    if len(paths) == 1:
+        return path_provider(paths[0])
+    inline = INLINE_ID.match(prediction_id)
+    return inline.group(1) if inline else DEFAULT_PROVIDER

@@ -75,7 +75,7 @@ class UsagePeriod(Base):
     cost_used_micros: Mapped[int] = mapped_column(BigInteger, default=0)
     cost_reserved_micros: Mapped[int] = mapped_column(BigInteger, default=0)
     provider_cost_micros: Mapped[int] = mapped_column(BigInteger, default=0)
-    """What WaveSpeed billed us for this user's predictions, delivered or not."""
+    """What the providers billed us for this user's predictions, delivered or not."""
 
 
 class UsageCounter(Base):
@@ -134,6 +134,9 @@ class UsageEvent(Base):
     prediction_id: Mapped[str | None] = mapped_column(String(120), nullable=True)
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    provider: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    """Who billed a ``provider_cost`` (wavespeed, stability, ...): read from the prediction's
+    submission record, never from workflow input; None on the other kinds."""
 
     __table_args__ = (Index("ix_usage_events_user_period", "user_id", "period"),)
 
@@ -233,6 +236,8 @@ class Reconciliation(Base):
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     )
     provider_url: Mapped[str] = mapped_column(String(255))
+    provider: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    """Whose balance and provider costs were compared (None before revision 0007: wavespeed)."""
     window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     window_end: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     balance_spent_micros: Mapped[int] = mapped_column(BigInteger)

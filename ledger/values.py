@@ -19,6 +19,22 @@ CATEGORY_LABELS = {
 }
 
 
+DEFAULT_PROVIDER = "wavespeed"
+"""The provider a submission record names without a prefix (the only one before issue 14)."""
+
+
+def submission_path(provider: str, model_path: str) -> str:
+    """The ``model_path`` a submission record keeps: ``{provider}:{path}`` for every provider
+    but WaveSpeed (whose bare paths predate the others), so the ledger knows who billed it."""
+    return model_path if provider == DEFAULT_PROVIDER else f"{provider}:{model_path}"
+
+
+def path_provider(recorded: str) -> str:
+    """The provider of a submission record's ``model_path`` (see ``submission_path``)."""
+    provider, sep, _ = recorded.partition(":")
+    return provider if sep else DEFAULT_PROVIDER
+
+
 def to_micros(amount: Decimal | str | int) -> int:
     """Dollars to integer micro-dollars (the ledger never stores floats)."""
     return int((Decimal(str(amount)) * MICROS).quantize(Decimal(1), rounding=ROUND_HALF_UP))
