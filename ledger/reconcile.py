@@ -12,6 +12,10 @@ reconciled one ended), so a prediction finishing at a boundary moves a few cents
 windows but never leaves the running total. The provider's prediction list, when given, names
 the predictions behind a drift: billed ones without a provider cost in the ledger, and provider
 costs in the ledger the provider did not bill.
+
+Each provider account is reconciled on its own: a window of a provider's balance is compared with
+that provider's ``provider_cost`` events only (``usage_events.provider``, which the ledger reads
+from the prediction's submission record), so a Stability job never moves WaveSpeed's drift.
 """
 
 from __future__ import annotations
@@ -22,12 +26,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import ColumnElement, Engine, func, select
+from sqlalchemy import ColumnElement, Engine, func, or_, select
 from sqlalchemy.orm import Session
 
-from contracts.maintenance import MaintenanceRequest, ReconcileReport, UnmatchedPrediction
+from contracts.maintenance import (
+    MaintenanceRequest,
+    ProviderReconcile,
+    ReconcileReport,
+    UnmatchedPrediction,
+)
 from ledger.schema import BalanceSnapshot, Reconciliation, UsageEvent
-from ledger.values import from_micros, to_micros, utcnow
+from ledger.values import DEFAULT_PROVIDER, from_micros, to_micros, utcnow
 
 LISTING_LOOKBACK = timedelta(hours=1)
 """How far before a window the provider's list must reach: a cost recorded in the window may
@@ -88,6 +97,7 @@ class Window:
     start: datetime
     end: datetime
     spent_micros: int
+    provider: str = DEFAULT_PROVIDER
 
     def listing_range(self) -> tuple[datetime, datetime]:
         """Creation times the provider's list must cover to match this window."""
@@ -107,6 +117,7 @@ class ReconciliationInfo:
     flags: tuple[str, ...] = ()
     unmatched: tuple[UnmatchedPrediction, ...] | None = field(default=None)
     """None when the provider's list was not read (matching not checked)."""
+    provider: str = DEFAULT_PROVIDER
 
     @property
     def relative(self) -> Decimal | None:
@@ -140,6 +151,28 @@ class ReconciliationInfo:
             unmatched_checked=self.unmatched is not None,
         )
 
+    def provider_report(self, balance: Decimal, provider_url: str = "") -> ProviderReconcile:
+        """This window as one provider's entry of the activity's answer."""
+        return ProviderReconcile(
+            provider=self.provider,
+            provider_url=provider_url,
+            balance_usd=balance,
+            reconciled=True,
+            drift_usd=self.drift,
+            balance_spent_usd=self.balance_spent,
+            ledger_cost_usd=self.ledger_cost,
+            flagged=self.flagged,
+            summary=self.describe(),
+            relative_drift=self.relative,
+            cumulative_drift_usd=self.cumulative_drift,
+            cumulative_spent_usd=self.cumulative_spent,
+            flags=list(self.flags),
+            unmatched=list(self.unmatched or ()),
+            unmatched_checked=self.unmatched is not None,
+            window_start=self.window_start,
+            window_end=self.window_end,
+        )
+
 
 class Reconciler:
     def __init__(self, engine: Engine) -> None:
@@ -155,9 +188,10 @@ class Reconciler:
                 )
             )
 
-    def window(self, provider_url: str) -> Window | None:
+    def window(self, provider_url: str, provider: str = DEFAULT_PROVIDER) -> Window | None:
         """From where the last reconciled window ended (else the previous snapshot) to the latest
-        snapshot; None while there is nothing new to compare."""
+        snapshot; None while there is nothing new to compare. ``provider`` names the account
+        behind ``provider_url``: only its provider costs count against the window."""
         with Session(self.engine) as s:
             snaps = select(BalanceSnapshot).where(BalanceSnapshot.provider_url == provider_url)
             newest = snaps.order_by(BalanceSnapshot.taken_at.desc(), BalanceSnapshot.id.desc())
@@ -173,7 +207,9 @@ class Reconciler:
             if end is None or start is None or end.taken_at <= start.taken_at:
                 return None
             spent = start.balance_micros - end.balance_micros
-            return Window(provider_url, _aware(start.taken_at), _aware(end.taken_at), spent)
+            return Window(
+                provider_url, _aware(start.taken_at), _aware(end.taken_at), spent, provider
+            )
 
     def reconcile(
         self,
@@ -188,17 +224,8 @@ class Reconciler:
     ) -> ReconciliationInfo:
         """Compare, flag, match and record one window (one transaction)."""
         with Session(self.engine) as s, s.begin():
-            in_window = (
-                UsageEvent.kind == "provider_cost",
-                UsageEvent.created_at > window.start,
-                UsageEvent.created_at <= window.end,
-            )
-            cost = int(
-                s.scalar(
-                    select(func.coalesce(func.sum(UsageEvent.amount_micros), 0)).where(*in_window)
-                )
-                or 0
-            )
+            in_window = _costs_of(window.provider, window.start, window.end)
+            cost = _sum(s, in_window)
             drift = window.spent_micros - cost
             last = None if reset_cumulative else _last_reconciliation(s, window.provider_url)
             cumulative = drift + (last.cumulative_drift_micros if last else 0)
@@ -217,6 +244,7 @@ class Reconciler:
             s.add(
                 Reconciliation(
                     provider_url=window.provider_url,
+                    provider=window.provider,
                     window_start=window.start,
                     window_end=window.end,
                     balance_spent_micros=window.spent_micros,
@@ -241,13 +269,25 @@ class Reconciler:
                 from_micros(cumulative_spent),
                 tuple(flags),
                 None if unmatched is None else tuple(unmatched),
+                window.provider,
             )
 
+    def recorded_cost(self, provider: str, start: datetime, end: datetime) -> Decimal:
+        """The provider costs recorded for ``provider`` in ``(start, end]`` (a provider without
+        a balance: what it should have billed, with nothing to compare it to)."""
+        with Session(self.engine) as s:
+            return from_micros(_sum(s, _costs_of(provider, start, end)))
+
     def reconcile_latest(
-        self, provider_url: str, *, limits: DriftLimits | None = None, **options: object
+        self,
+        provider_url: str,
+        *,
+        limits: DriftLimits | None = None,
+        provider: str = DEFAULT_PROVIDER,
+        **options: object,
     ) -> ReconciliationInfo | None:
         """Reconcile the newest window (None while only one snapshot exists)."""
-        window = self.window(provider_url)
+        window = self.window(provider_url, provider)
         if window is None:
             return None
         return self.reconcile(window, limits or DriftLimits(), **options)  # type: ignore[arg-type]
@@ -256,6 +296,25 @@ class Reconciler:
         with Session(self.engine) as s:
             rows = s.scalars(select(Reconciliation).order_by(Reconciliation.id.desc()).limit(limit))
             return [_info(r) for r in rows]
+
+
+def _costs_of(provider: str, start: datetime, end: datetime) -> tuple[ColumnElement[bool], ...]:
+    """The provider costs of ``provider`` recorded in ``(start, end]``; WaveSpeed's include
+    those written without a provider (by a worker older than revision 0007)."""
+    mine = UsageEvent.provider == provider
+    if provider == DEFAULT_PROVIDER:
+        mine = or_(mine, UsageEvent.provider.is_(None))
+    return (
+        UsageEvent.kind == "provider_cost",
+        mine,
+        UsageEvent.created_at > start,
+        UsageEvent.created_at <= end,
+    )
+
+
+def _sum(s: Session, where: tuple[ColumnElement[bool], ...]) -> int:
+    total = s.scalar(select(func.coalesce(func.sum(UsageEvent.amount_micros), 0)).where(*where))
+    return int(total or 0)
 
 
 def _last_reconciliation(s: Session, provider_url: str) -> Reconciliation | None:
@@ -358,4 +417,5 @@ def _info(r: Reconciliation) -> ReconciliationInfo:
         from_micros(r.cumulative_spent_micros),
         tuple((r.flags or "").splitlines()),
         unmatched,
+        r.provider or DEFAULT_PROVIDER,
     )

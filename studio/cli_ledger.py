@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from config.settings import get_settings
+from contracts.maintenance import ReconcileReport, UnmatchedPrediction
 from ledger.service import Ledger, open_ledger
 from studio.cli_common import client, console
 
@@ -116,12 +117,7 @@ def reconcile(
             id=f"ledger-maintenance-manual-{uuid.uuid4().hex[:8]}",
             task_queue=settings.task_queue,
         )
-        console.print(report.reconcile.summary)
-        for unmatched in report.reconcile.unmatched:
-            console.print(
-                f"  unmatched ({unmatched.side}): {unmatched.prediction_id} "
-                f"{unmatched.model} {unmatched.status}"
-            )
+        print_reconcile(report.reconcile)
         console.print(
             f"stale holds examined {report.expiry.examined}, expired {len(report.expiry.expired)}"
         )
@@ -129,3 +125,25 @@ def reconcile(
 
     if asyncio.run(_run()):
         raise typer.Exit(1)
+
+
+def print_reconcile(report: ReconcileReport) -> None:
+    """One block per provider (balance, its own costs, drift), or the single summary of a
+    report from before per-provider reconciliation."""
+    if not report.providers:
+        console.print(report.summary)
+        _print_unmatched(report.unmatched)
+        return
+    for entry in report.providers:
+        balance = "no balance endpoint" if not entry.measurable else f"balance ${entry.balance_usd}"
+        if entry.measurable and entry.balance_usd is None:
+            balance = "balance not read"
+        colour = "red" if entry.flagged else "green" if entry.reconciled else "yellow"
+        console.print(f"[bold {colour}]{entry.provider}[/] ({balance})")
+        console.print(f"  {entry.summary.removeprefix(entry.provider + ': ')}")
+        _print_unmatched(entry.unmatched)
+
+
+def _print_unmatched(unmatched: list[UnmatchedPrediction]) -> None:
+    for u in unmatched:
+        console.print(f"  unmatched ({u.side}): {u.prediction_id} {u.model} {u.status}")

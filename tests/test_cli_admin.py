@@ -90,6 +90,9 @@ async def test_ledger_reconcile_reports_and_exits_1_when_flagged(
             leak = await studio_cli(own, "ledger", "reconcile", "--ratio", "0.10")
         await resources.aclose()
     assert first[0] == 0 and "first snapshot" in first[1], first
-    assert clean[0] == 0 and clean[1].startswith("ok:") and "drift $0.00" in clean[1], clean
+    assert clean[0] == 0 and clean[1].startswith("wavespeed (balance $"), clean
+    assert "\n  ok: provider balance spent" in clean[1] and "drift $0.00" in clean[1], clean
+    assert "stability (balance $" in clean[1], "each provider with a balance has its own block"
+    assert "huggingface (no balance endpoint)" in clean[1], clean
     assert leak[0] == 1 and "FLAGGED" in leak[1], leak
     assert "drift 100.0% of $0.02 spent exceeds 10.0%" in leak[1], leak
