@@ -38,16 +38,21 @@ API_KEY = f"sk-test-{uuid.uuid4().hex}"
 """A distinctive key: tests assert it never shows up in history, search attributes or logs."""
 
 
+def _xdist_worker(config: pytest.Config) -> bool:
+    """True in a pytest-xdist worker process (the controller alone reports the run's status)."""
+    return hasattr(config, "workerinput")
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     # Record the real outcome before the interpreter exits: the Temporal SDK can abort during
     # finalisation after every test passed (sdk-python#300); the test runner reads this file.
-    if STATUS_FILE:
+    if STATUS_FILE and not _xdist_worker(session.config):
         Path(STATUS_FILE).write_text(str(int(exitstatus)))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     # Skip interpreter finalisation (where the SDK's Rust threads can abort) once pytest is done.
-    if STATUS_FILE and Path(STATUS_FILE).exists():
+    if STATUS_FILE and Path(STATUS_FILE).exists() and not _xdist_worker(config):
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(int(Path(STATUS_FILE).read_text() or 1))
@@ -82,6 +87,7 @@ def pytest_configure(config: pytest.Config) -> None:
     given = config.getoption("hypothesis_seed", None) or os.environ.get("STUDIO_HYPOTHESIS_SEED")
     HYPOTHESIS_SEED = int(given) if given else int.from_bytes(os.urandom(4), "big")
     core.global_force_seed = HYPOTHESIS_SEED
+    os.environ["STUDIO_HYPOTHESIS_SEED"] = str(HYPOTHESIS_SEED)  # xdist workers inherit it
 
 
 def _seed_line() -> str:
