@@ -29,6 +29,7 @@ from emulator.server import EmulatorServer
 from ledger.audit import verify
 from studio.api import Studio
 from studio.handles import OperationHandle
+from tests.test_catalogue_operations import png_bytes
 from tests.waiting import wait_until
 from worker import build_worker
 from workflows.abandoned import follow_up_id
@@ -391,3 +392,78 @@ async def test_runs_cancelled_at_random_moments_leave_exact_books(
     assert cancelled, "some runs were cancelled"
     assert emulator_billed(emulator, tag) > 0
     await assert_books(backend, emulator, tag, user, handles, outcomes)
+
+
+def stability_spent(emulator: EmulatorServer) -> Decimal:
+    """What the emulated Stability account was billed since its reset (1 credit = $0.01)."""
+    account = emulator.stability
+    return (account.start_credits - Decimal(str(account.stats()["credits"]))) / 100
+
+
+def stability_costs(backend: Backend, user: str) -> list[tuple[str | None, Decimal]]:
+    """The ledger's provider-cost events of ``user``: (provider, USD)."""
+    return [
+        (e.provider, Decimal(e.amount_micros) / 1_000_000)
+        for e in backend.resources.ledger.events(user_id=user)
+        if e.kind == "provider_cost"
+    ]
+
+
+async def test_a_cancelled_stability_job_is_asked_at_stability_and_its_cost_recorded(
+    backend: Backend, emulator: EmulatorServer
+) -> None:
+    """Cancelled while Stability's asynchronous creative upscale runs (3 s): the follow-up asks
+    Stability (not WaveSpeed) about the generation id, and records its $0.60 under Stability."""
+    emulator.stability.reset()
+    emulator.stability.processing_seconds = 3.0
+    user = f"u-{uuid.uuid4().hex[:8]}"
+    backend.resources.ledger.assign_plan(user, "enterprise")
+    try:
+        handle = await backend.studio.start_generate_image_upscale(
+            png_bytes(96, 80), user_id=user, mode="creative"
+        )
+        await wait_for_phase(handle, OperationPhase.WAITING)
+        await handle.cancel()
+        result = await outcome(handle)
+        assert isinstance(result, OperationFailedError) and result.failure_type == "Cancelled"
+        assert await follow_ups_ended(backend.client, [handle.workflow_id]) == 1
+    finally:
+        emulator.stability.processing_seconds = 0.2
+    assert stability_spent(emulator) == Decimal("0.60")
+    assert stability_costs(backend, user) == [("stability", Decimal("0.60"))]
+    assert backend.resources.ledger.usage(user).cost_used == 0, "a cancelled run is not charged"
+    assert verify(backend.resources.ledger.engine) == []
+
+
+async def test_a_synchronous_call_answered_after_the_cancel_is_recorded_once(
+    backend: Backend, emulator: EmulatorServer
+) -> None:
+    """The cancel comes while Stability Ultra's synchronous POST takes 1 s: the call still
+    answers (the image is the answer, so it was billed); the follow-up records it once, under
+    Stability, from the submission record the call bound, without asking anyone."""
+    emulator.stability.reset()
+    emulator.add_fault({"route": "stability", "kind": "slow", "delay": 1.0, "times": -1})
+    user = f"u-{uuid.uuid4().hex[:8]}"
+    backend.resources.ledger.assign_plan(user, "enterprise")
+    handle = await backend.studio.start_generate_image(
+        "a lighthouse", user_id=user, options={"model": "stability-ultra"}
+    )
+    await wait_until(
+        lambda: any(
+            s.state == "intent"
+            for s in backend.resources.submissions.submissions_for(handle.workflow_id)
+        ),
+        "the paid POST to be in flight",
+        timeout=BOUND,
+        interval=0.05,
+    )
+    await handle.cancel()
+    result = await outcome(handle)
+    assert isinstance(result, OperationFailedError) and result.failure_type == "Cancelled"
+    assert await follow_ups_ended(backend.client, [handle.workflow_id]) == 1
+    [submission] = backend.resources.submissions.submissions_for(handle.workflow_id)
+    assert submission.state == "accepted", "the call answered after the run ended"
+    assert stability_spent(emulator) == Decimal("0.08")
+    assert stability_costs(backend, user) == [("stability", Decimal("0.08"))]
+    assert emulator.stability.stats()["result_gets"] == 0, "nothing to ask: the answer was it"
+    assert verify(backend.resources.ledger.engine) == []
