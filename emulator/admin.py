@@ -68,7 +68,10 @@ async def predictions(request: Request) -> Response:
 
 @router.post("/reset")
 async def reset(request: Request) -> Response:
+    """Everything back to the start, the other providers' accounts too (as ``EmulatorServer``)."""
     runtime_of(request).state.reset()
+    for account in ("stability", "huggingface", "gemini"):
+        getattr(request.app.state, account).reset()
     return JSONResponse({"reset": True})
 
 

@@ -575,3 +575,19 @@ async def test_text_model_output_is_a_string(client: httpx.AsyncClient) -> None:
     assert done["status"] == "completed"
     (text,) = done["outputs"]
     assert isinstance(text, str) and text and not text.startswith("http")
+
+
+async def test_the_admin_reset_resets_every_provider_account(
+    server: EmulatorServer, client: httpx.AsyncClient
+) -> None:
+    """``POST /_emulator/reset`` (what a harness in another process uses) gives every emulated
+    provider its starting state back, like ``EmulatorServer.reset``."""
+    server.stability.credits -= 7
+    server.stability.bill("stable-image/generate/core")
+    server.huggingface.bill("black-forest-labs/FLUX.1-schnell")
+    server.gemini.bill("models/gemini-2.5-flash-image")
+    answer = await client.post("/_emulator/reset")
+    assert answer.status_code == 200 and answer.json() == {"reset": True}
+    assert server.stability.credits == server.stability.start_credits
+    assert server.stability.stats()["billed"] == {}
+    assert not server.huggingface.billed and not server.gemini.billed
