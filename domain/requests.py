@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from contracts.errors import FieldError, InvalidRequestError
@@ -79,8 +79,15 @@ def build_inputs(
         else:
             inputs[field.name] = [r.model_dump(mode="json") for r in refs]
     for name, value in (params or {}).items():
-        if value is not None:
-            inputs[name] = value
+        if value is None:
+            continue
+        if name == "output_format" and spec.field(name) is None:
+            # A model with one fixed output format honours a request for exactly that format.
+            if value not in spec.output.formats:
+                allowed = ", ".join(spec.output.formats)
+                errors.append(FieldError("options.output_format", f"{spec.id} answers {allowed}"))
+            continue
+        inputs[name] = value
     if errors:
         raise InvalidRequestError(f"invalid request for model {spec.id}", errors)
     return inputs
@@ -154,6 +161,25 @@ def _route(
     return resolve_route(catalogue, operation, options.provider, tier, options.model)
 
 
+def _honouring(
+    route: list[ModelSpec], inputs_for: Callable[[ModelSpec, bool], dict[str, Any]]
+) -> tuple[list[ModelSpec], list[dict[str, Any]]]:
+    """The route's entries that can do what was asked, with their validated inputs.
+
+    The first entry must (its error names the field); a fallback that cannot take a requested
+    option (``output_format=jpeg`` on a png-only model) leaves the route rather than deliver
+    something else, and its price no longer counts toward the reservation.
+    """
+    first, *rest = route
+    kept = [(first, first.validate_inputs(inputs_for(first, True)))]
+    for spec in rest:
+        try:
+            kept.append((spec, spec.validate_inputs(inputs_for(spec, False))))
+        except InvalidRequestError:
+            continue
+    return [spec for spec, _ in kept], [inputs for _, inputs in kept]
+
+
 def compose_request(
     catalogue: Catalogue,
     operation: Operation,
@@ -192,20 +218,17 @@ def compose_request(
             explicit_size=size,
         )
         prompt, size, fit, model = plan.prompt, plan.size, plan.fit_size, plan.model
-    route = _route(catalogue, operation, options, model)
-    entries = [
-        spec.validate_inputs(
-            build_inputs(
-                spec,
-                prompt=prompt,
-                images=images,
-                size=size,
-                fit_size=fit or spec is not route[0],
-                params={**options.model_params(), **(params or {})},
-            )
-        )
-        for spec in route
-    ]
+    route, entries = _honouring(
+        _route(catalogue, operation, options, model),
+        lambda spec, first: build_inputs(
+            spec,
+            prompt=prompt,
+            images=images,
+            size=size,
+            fit_size=fit or not first,
+            params={**options.model_params(), **(params or {})},
+        ),
+    )
     spec, inputs = route[0], entries[0]
     try:
         return OperationRequest(

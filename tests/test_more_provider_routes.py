@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from activities.resources import StudioResources
-from contracts.errors import OperationFailedError
+from contracts.errors import InvalidRequestError, OperationFailedError
 from domain.create_studio import load_create_studio
 from domain.options import GenerateOptions
 from emulator.server import EmulatorServer
@@ -153,3 +153,37 @@ async def test_a_named_provider_picks_its_catalogued_model(studio: Studio, user_
     draft = load_catalogue().get(load_create_studio().quality_model("draft"))
     assert (unset.model_id, unset.fallbacks) == (draft.id, [])
     assert studio.estimate(unset).total_usd == draft.price_usd
+
+
+async def test_a_fallback_that_cannot_honour_an_option_leaves_the_route(
+    studio: Studio, user_id: str
+) -> None:
+    """``output_format=jpeg`` on the draft route: FLUX.1 schnell on Hugging Face answers png
+    only, so it is not a fallback for this request (rather than deliver a png); the first entry
+    must take the option, or the request is refused naming the field."""
+    jpeg = await studio.build_request(
+        Operation.TEXT_TO_IMAGE,
+        user_id=user_id,
+        prompt="a fox",
+        options={"quality": "draft", "provider": "auto", "output_format": "jpeg"},
+        options_type=GenerateOptions,
+    )
+    assert (jpeg.model_id, jpeg.fallbacks) == ("qwen-image", [])
+    assert studio.estimate(jpeg).total_usd == load_catalogue().get("qwen-image").price_usd
+    png = await studio.build_request(
+        Operation.TEXT_TO_IMAGE,
+        user_id=user_id,
+        prompt="a fox",
+        options={"quality": "draft", "provider": "auto", "output_format": "png"},
+        options_type=GenerateOptions,
+    )
+    assert [e.model_id for e in png.fallbacks] == ["hf-flux-schnell"]
+    with pytest.raises(InvalidRequestError) as refused:
+        await studio.build_request(
+            Operation.TEXT_TO_IMAGE,
+            user_id=user_id,
+            prompt="a fox",
+            options={"quality": "draft", "provider": "huggingface", "output_format": "jpeg"},
+            options_type=GenerateOptions,
+        )
+    assert any("output_format" in e.field for e in refused.value.errors)
