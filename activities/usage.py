@@ -97,14 +97,15 @@ class UsageActivities:
     def _record_provider_costs(
         self, operation_id: str, model_id: str | None, undelivered: list[str], failed: list[str]
     ) -> None:
-        """What WaveSpeed billed us that the user does not pay: results we could not deliver
-        (expired outputs, runs we cancelled mid-way) and, if the provider bills them, failures."""
+        """What the provider billed us that the user does not pay: results we could not deliver
+        (expired outputs, runs we cancelled mid-way) and, if the provider bills them, failures.
+        The ledger records which provider from the prediction's submission record."""
         if model_id is None:
             return
         price = self._r.catalogue.price(model_id)
-        billed = [(p, "billed by WaveSpeed, not delivered") for p in undelivered]
+        billed = [(p, "billed by the provider, not delivered") for p in undelivered]
         if self._r.settings.provider_bills_failed:
-            billed += [(p, "failed at WaveSpeed, billed anyway") for p in failed]
+            billed += [(p, "failed at the provider, billed anyway") for p in failed]
         for prediction_id, note in billed:
             self._r.ledger.record_provider_cost(
                 operation_id=operation_id, prediction_id=prediction_id, amount=price, note=note
