@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
+from ledger.db import reading
 from ledger.schema import UsageCounter, UsageEvent, UsagePeriod
 
 # How each event kind moves (reserved, used): draws move holds between reservations only,
@@ -42,7 +43,7 @@ def verify(
 ) -> list[Discrepancy]:
     units: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0])
     money: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
-    with Session(engine) as s:
+    with Session(reading(engine)) as s:
         query = select(
             UsageEvent.user_id,
             UsageEvent.period,

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from ledger.db import reading
 from ledger.rows import insert_ignore
 from ledger.schema import BlobOwner
 from ledger.values import utcnow
@@ -24,9 +25,9 @@ class BlobOwners:
                 )
 
     def owns(self, user_id: str, sha256: str) -> bool:
-        with Session(self.engine) as s:
+        with Session(reading(self.engine)) as s:
             return s.get(BlobOwner, (sha256, user_id)) is not None
 
     def owners(self, sha256: str) -> set[str]:
-        with Session(self.engine) as s:
+        with Session(reading(self.engine)) as s:
             return set(s.scalars(select(BlobOwner.user_id).where(BlobOwner.sha256 == sha256)))

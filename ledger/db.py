@@ -62,6 +62,10 @@ def _make_sqlite_transactional(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
+        if connection.get_execution_options().get(READ_ONLY):
+            # A lookup: a deferred BEGIN is one consistent WAL snapshot and waits for no writer.
+            connection.exec_driver_sql("BEGIN")
+            return
         writer.acquire()
         connection.info["studio_writer"] = True
         try:
@@ -76,6 +80,21 @@ def _make_sqlite_transactional(engine: Engine) -> None:
 
     event.listen(engine, "commit", _release)
     event.listen(engine, "rollback", _release)
+
+
+READ_ONLY = "studio_read_only"
+"""Execution option of ``reading(engine)``: sessions that only look never queue behind writers."""
+
+
+def reading(engine: Engine) -> Engine:
+    """``engine`` for lookups: on SQLite its sessions skip the writer lock and ``BEGIN IMMEDIATE``
+    (which every session otherwise takes, since a begin cannot tell a read from a write), so
+    status pages, lists and checks run beside a writer, across processes too. Same pool.
+
+    Only for sessions that never write: a write in one would go around the writer queue and
+    could fail with "database is locked" where a writer holds it.
+    """
+    return engine.execution_options(**{READ_ONLY: True})
 
 
 def alembic_config(url: str) -> Config:

@@ -35,6 +35,7 @@ from contracts.maintenance import (
     ReconcileReport,
     UnmatchedPrediction,
 )
+from ledger.db import reading
 from ledger.schema import BalanceSnapshot, Reconciliation, UsageEvent
 from ledger.values import DEFAULT_PROVIDER, from_micros, to_micros, utcnow
 
@@ -192,7 +193,7 @@ class Reconciler:
         """From where the last reconciled window ended (else the previous snapshot) to the latest
         snapshot; None while there is nothing new to compare. ``provider`` names the account
         behind ``provider_url``: only its provider costs count against the window."""
-        with Session(self.engine) as s:
+        with Session(reading(self.engine)) as s:
             snaps = select(BalanceSnapshot).where(BalanceSnapshot.provider_url == provider_url)
             newest = snaps.order_by(BalanceSnapshot.taken_at.desc(), BalanceSnapshot.id.desc())
             end = s.scalars(newest.limit(1)).first()
@@ -275,7 +276,7 @@ class Reconciler:
     def recorded_cost(self, provider: str, start: datetime, end: datetime) -> Decimal:
         """The provider costs recorded for ``provider`` in ``(start, end]`` (a provider without
         a balance: what it should have billed, with nothing to compare it to)."""
-        with Session(self.engine) as s:
+        with Session(reading(self.engine)) as s:
             return from_micros(_sum(s, _costs_of(provider, start, end)))
 
     def reconcile_latest(
@@ -293,7 +294,7 @@ class Reconciler:
         return self.reconcile(window, limits or DriftLimits(), **options)  # type: ignore[arg-type]
 
     def history(self, limit: int = 20) -> list[ReconciliationInfo]:
-        with Session(self.engine) as s:
+        with Session(reading(self.engine)) as s:
             rows = s.scalars(select(Reconciliation).order_by(Reconciliation.id.desc()).limit(limit))
             return [_info(r) for r in rows]
 

@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ledger.book import LedgerBook
+from ledger.db import reading
 from ledger.rows import ensure_account, monthly_cap_micros, reservation_info
 from ledger.schema import Plan, PlanLimit, Reservation, UsageCounter, UsageEvent, UsagePeriod
 from ledger.values import (
@@ -25,7 +26,7 @@ class ReportBook(LedgerBook):
 
     def reservation(self, operation_id: str) -> ReservationInfo | None:
         """The operation's reservation, if it has one."""
-        with Session(self.engine) as s:
+        with Session(reading(self.engine)) as s:
             row = s.scalar(select(Reservation).where(Reservation.operation_id == operation_id))
             return reservation_info(row) if row else None
 
@@ -34,7 +35,7 @@ class ReportBook(LedgerBook):
     ) -> list[ReservationInfo]:
         """Holds past their expiry: candidates for ``expire`` once their workflow is gone."""
         now = now or utcnow()
-        with Session(self.engine) as s:
+        with Session(reading(self.engine)) as s:
             rows = s.scalars(
                 select(Reservation)
                 .where(Reservation.state == "held", Reservation.expires_at < now)
@@ -88,7 +89,7 @@ class ReportBook(LedgerBook):
         self, *, user_id: str | None = None, operation_id: str | None = None
     ) -> list[UsageEvent]:
         """The event log, oldest first, for a user and/or an operation."""
-        with Session(self.engine) as s:
+        with Session(reading(self.engine)) as s:
             query = select(UsageEvent).order_by(UsageEvent.id)
             if user_id:
                 query = query.where(UsageEvent.user_id == user_id)
@@ -98,7 +99,7 @@ class ReportBook(LedgerBook):
 
     def event_totals(self, user_id: str, period: str) -> dict[str, tuple[int, int]]:
         """Sum of (units, micros) per event kind: what the summaries must agree with."""
-        with Session(self.engine) as s:
+        with Session(reading(self.engine)) as s:
             rows = s.execute(
                 select(
                     UsageEvent.kind, func.sum(UsageEvent.units), func.sum(UsageEvent.amount_micros)

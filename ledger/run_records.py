@@ -18,6 +18,7 @@ from sqlalchemy import Engine, and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from contracts.errors import IdempotencyKeyReusedError
+from ledger.db import reading
 from ledger.rows import insert_ignore
 from ledger.schema import RunRecord
 from ledger.values import from_micros, to_micros, utcnow
@@ -73,13 +74,13 @@ class RunRecords:
 
     def find(self, run_id: str) -> RunInfo | None:
         """The record of ``run_id``, if one was written."""
-        with Session(self.engine) as s:
+        with Session(reading(self.engine)) as s:
             row = s.get(RunRecord, run_id)
             return _info(row) if row is not None else None
 
     def find_key(self, user_id: str, key: str) -> RunInfo | None:
         """The run ``user_id`` started with idempotency key ``key``, if any."""
-        with Session(self.engine) as s:
+        with Session(reading(self.engine)) as s:
             row = s.scalar(
                 select(RunRecord).where(
                     RunRecord.user_id == user_id, RunRecord.idempotency_key == key
@@ -121,7 +122,7 @@ class RunRecords:
                 )
             )
         query = query.order_by(RunRecord.created_at.desc(), RunRecord.id.desc()).limit(limit)
-        with Session(self.engine) as s:
+        with Session(reading(self.engine)) as s:
             return [_info(row) for row in s.scalars(query)]
 
     def check(

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from contracts.operation import StoredOutput
+from ledger.db import reading
 from ledger.schema import PipelineRun, StepResult
 from ledger.values import from_micros, to_micros, utcnow
 
@@ -79,7 +80,7 @@ class StepCache:
             )
 
     def run(self, pipeline_id: str) -> PipelineRunInfo | None:
-        with Session(self.engine) as s:
+        with Session(reading(self.engine)) as s:
             row = s.get(PipelineRun, pipeline_id)
             if row is None:
                 return None
@@ -104,7 +105,7 @@ class StepCache:
         return chain
 
     def resumes_of(self, pipeline_id: str) -> int:
-        with Session(self.engine) as s:
+        with Session(reading(self.engine)) as s:
             return len(
                 list(
                     s.scalars(
@@ -148,7 +149,7 @@ class StepCache:
     def candidates(self, fingerprint: str, user_id: str, *, lineage: list[str]) -> list[CachedStep]:
         """Stored results with this fingerprint the run may use: from its own resume chain (any
         step), or from any run of the same user when the step is deterministic. Newest first."""
-        with Session(self.engine) as s:
+        with Session(reading(self.engine)) as s:
             rows = s.scalars(
                 select(StepResult)
                 .where(StepResult.fingerprint == fingerprint, StepResult.user_id == user_id)

@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from contracts.errors import OwnershipConflictError
+from ledger.db import reading
 from ledger.rows import insert_ignore
 from ledger.schema import MediaUpload, SubmissionRecord
 from ledger.values import utcnow
@@ -144,7 +145,7 @@ class SubmissionBook:
             return False
 
     def submission(self, submission_id: str) -> SubmissionState | None:
-        with Session(self.engine) as s:
+        with Session(reading(self.engine)) as s:
             rec = s.get(SubmissionRecord, submission_id)
             return _submission_state(rec) if rec else None
 
@@ -152,7 +153,7 @@ class SubmissionBook:
         ids = list(prediction_ids)
         if not ids:
             return set()
-        with Session(self.engine) as s:
+        with Session(reading(self.engine)) as s:
             return set(
                 s.scalars(
                     select(SubmissionRecord.prediction_id).where(
@@ -162,7 +163,7 @@ class SubmissionBook:
             )
 
     def submissions_for(self, operation_id: str) -> list[SubmissionState]:
-        with Session(self.engine) as s:
+        with Session(reading(self.engine)) as s:
             rows = s.scalars(
                 select(SubmissionRecord)
                 .where(SubmissionRecord.operation_id == operation_id)
@@ -172,7 +173,7 @@ class SubmissionBook:
 
     def prediction_owner(self, prediction_id: str) -> tuple[str, str] | None:
         """(operation id = workflow id, user id) of a prediction: where a webhook is delivered."""
-        with Session(self.engine) as s:
+        with Session(reading(self.engine)) as s:
             row = s.execute(
                 select(SubmissionRecord.operation_id, SubmissionRecord.user_id).where(
                     SubmissionRecord.prediction_id == prediction_id
@@ -186,7 +187,7 @@ class UploadCache:
         self.engine = engine
 
     def cached_upload(self, sha256: str, provider_url: str, *, max_age: timedelta) -> str | None:
-        with Session(self.engine) as s:
+        with Session(reading(self.engine)) as s:
             row = s.get(MediaUpload, (sha256, provider_url))
             if row is None:
                 return None

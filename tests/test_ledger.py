@@ -22,6 +22,7 @@ from ledger.db import (
     head_revision,
     upgrade,
 )
+from ledger.run_records import RunRecords
 from ledger.service import Ledger, billing_period
 
 PRICE = Decimal("0.03")
@@ -310,3 +311,40 @@ def test_zero_means_none_allowed_and_unlimited_is_explicit(ledger: Ledger) -> No
     )  # no count limit, within $500
     ledger.assign_plan("u-free", "free")
     assert all(c.limit and c.limit > 0 for c in ledger.usage("u-free").counters.values())
+
+
+def test_lookups_do_not_queue_behind_a_writer(tmp_path) -> None:
+    """On SQLite every write transaction queues on one writer lock; a lookup (a run record's
+    status, a user's events) must not: it reads its WAL snapshot while a writer holds the lock.
+    The writer here holds its transaction open until the lookups are done (or 30 s pass)."""
+    engine = create_ledger_engine(f"sqlite:///{tmp_path / 'ledger.db'}")
+    ensure_schema(engine, auto_migrate=True)
+    book = Ledger(engine)
+    book.sync_plans()
+    book.assign_plan("reader", "pro")
+    records = RunRecords(engine)
+    records.claim(
+        run_id="run-1", user_id="reader", kind="operation", operation="x", key=None, fingerprint="f"
+    )
+    writing, looked = threading.Event(), threading.Event()
+
+    def hold_the_writer() -> None:
+        with engine.begin() as conn:  # BEGIN IMMEDIATE under the writer lock
+            conn.execute(text("UPDATE accounts SET plan_id = plan_id WHERE user_id = 'reader'"))
+            writing.set()
+            looked.wait(30)
+
+    writer = threading.Thread(target=hold_the_writer)
+    writer.start()
+    try:
+        assert writing.wait(30)
+        with ThreadPoolExecutor(1) as pool:
+            found = pool.submit(records.find, "run-1").result(timeout=10)
+            events = pool.submit(book.events, user_id="reader").result(timeout=10)
+        assert found is not None and found.status == "running"
+        assert events == []
+        assert writer.is_alive(), "the writer still held the lock while the lookups ran"
+    finally:
+        looked.set()
+        writer.join(30)
+    engine.dispose()
