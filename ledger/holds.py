@@ -19,11 +19,11 @@ from ledger.refusals import cost_refusal, unit_refusal
 from ledger.rows import (
     close_hold,
     ensure_account,
-    insert_ignore,
     monthly_cap_micros,
     open_hold,
     reservation_info,
     rows_changed,
+    rows_changed_creating,
     zero_counter,
     zero_period,
 )
@@ -244,18 +244,18 @@ class HoldBook(LedgerBook):
     ) -> None:
         """Raise the reserved counters for every category and the money, or refuse (nothing held)."""
         user_id = account.user_id
-        insert_ignore(s, UsagePeriod, zero_period(user_id, period))
         counter = UsageCounter.__table__.c
         for category, (units, _) in sorted(lines.items()):
             limit = s.get(PlanLimit, (plan.id, category))
             max_units = limit.max_units if limit is not None else 0
-            insert_ignore(s, UsageCounter, zero_counter(user_id, period, category))
             room = update(UsageCounter).where(
                 counter.user_id == user_id, counter.period == period, counter.category == category
             )
             if max_units is not None:
                 room = room.where(counter.used_units + counter.reserved_units + units <= max_units)
-            if rows_changed(s, room.values(reserved_units=counter.reserved_units + units)) != 1:
+            raised = room.values(reserved_units=counter.reserved_units + units)
+            zero = zero_counter(user_id, period, category)
+            if rows_changed_creating(s, raised, UsageCounter, zero) != 1:
                 raise unit_refusal(s, user_id, period, plan, category, units, max_units, operation)
         amount = sum(micros for _, micros in lines.values())
         cap = monthly_cap_micros(plan, account)
@@ -266,7 +266,7 @@ class HoldBook(LedgerBook):
             .where(money.cost_used_micros + money.cost_reserved_micros + amount <= cap)
             .values(cost_reserved_micros=money.cost_reserved_micros + amount)
         )
-        if rows_changed(s, budget) != 1:
+        if rows_changed_creating(s, budget, UsagePeriod, zero_period(user_id, period)) != 1:
             raise cost_refusal(
                 s, user_id, period, plan, cap, amount, operation, ",".join(sorted(lines))
             )

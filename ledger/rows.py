@@ -56,6 +56,20 @@ def rows_changed(s: Session, statement: Update) -> int:
     return cast(CursorResult[Any], s.execute(statement)).rowcount
 
 
+def rows_changed_creating(s: Session, statement: Update, model: type, zero: dict[str, Any]) -> int:
+    """``rows_changed`` on a row that may not exist yet (a counter's first use in a period).
+
+    The UPDATE runs first: the row almost always exists, so that is one statement. Only when it
+    changed nothing is the zero row inserted (if missing; a concurrent first use may have just
+    made it) and the UPDATE tried once more, so 0 still means the limit said no.
+    """
+    changed = rows_changed(s, statement)
+    if changed == 0:
+        insert_ignore(s, model, zero)
+        changed = rows_changed(s, statement)
+    return changed
+
+
 def zero_period(user_id: str, period: str) -> dict[str, Any]:
     """A new money row for a billing period: nothing used, reserved or billed."""
     return {
@@ -193,6 +207,9 @@ def reservation_info(row: Reservation) -> ReservationInfo:
 
 def ensure_account(s: Session, user_id: str, default_plan: str) -> Account:
     """The user's account row, created on the default plan at first sight."""
+    account = s.get(Account, user_id, populate_existing=True)
+    if account is not None:
+        return account  # the common case: one statement, not an insert attempt first
     insert_ignore(
         s,
         Account,
