@@ -98,9 +98,10 @@ async def test_kills_restarts_and_provider_faults_lose_and_double_pay_nothing(
     prompts = [f"chaos {tag} #{i}:" for i in range(OPERATIONS)]
     variations = {p: rng.choice([1, 1, 2]) for p in prompts}
     expired = _inject_faults(emulator, prompts, rng)
-    # Longer than the quick check plus a transient retry (0.5 + 2 s), shorter than qwen-image's
-    # typical 8 s poll: a poll is sure to find it running (`while_waiting`), at no extra wall time.
-    emulator.configure(processing_seconds=6.0)
+    # Polls come at 0.5 s, 8 s (qwen-image's typical time) and 12.8 s; the faults below fail
+    # the first ones and the crashes delay others. 12 s jobs are still running at the 8 s poll
+    # even when it comes late, so `while_waiting` is sure to fire (6 s jobs missed it in CI).
+    emulator.configure(processing_seconds=12.0)
 
     workers, restarts = [], 0
     report: dict = {"round": round_no, "operations": OPERATIONS}
