@@ -52,14 +52,16 @@ class AbandonedActivities:
         for sub in submissions:
             provider, spec = self._ran_by(sub)
             price = spec.price_usd if spec else self._r.catalogue.price(request.model_id)
-            answered = sub.prediction_id is not None and spec is not None and spec.synchronous
             prediction_id = sub.prediction_id or await self._resolve_intent(sub, provider)
             if prediction_id is None:
                 (nothing if sub.state == "clear" else pending).append(sub.submission_id)
                 continue
-            status = "completed" if answered else await self._status(provider, prediction_id)
-            if prediction_id.startswith(UNANSWERED):
-                status = "completed"  # sent, never answered: possible cost (the call's own rule)
+            if (spec is not None and spec.synchronous) or prediction_id.startswith(UNANSWERED):
+                # The image was the answer (billed), or the POST went unanswered (possible
+                # cost, the paid call's own rule): nothing to ask the provider.
+                status = "completed"
+            else:
+                status = await self._status(provider, prediction_id)
             if status == "completed" or (
                 status == "failed" and self._r.settings.provider_bills_failed
             ):
