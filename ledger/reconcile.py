@@ -25,6 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, func, or_, select
 from sqlalchemy.orm import Session
@@ -136,21 +137,7 @@ class ReconciliationInfo:
 
     def report(self, balance: Decimal) -> ReconcileReport:
         """The activity's answer for this window at the given balance."""
-        return ReconcileReport(
-            balance_usd=balance,
-            reconciled=True,
-            drift_usd=self.drift,
-            balance_spent_usd=self.balance_spent,
-            ledger_cost_usd=self.ledger_cost,
-            flagged=self.flagged,
-            summary=self.describe(),
-            relative_drift=self.relative,
-            cumulative_drift_usd=self.cumulative_drift,
-            cumulative_spent_usd=self.cumulative_spent,
-            flags=list(self.flags),
-            unmatched=list(self.unmatched or ()),
-            unmatched_checked=self.unmatched is not None,
-        )
+        return ReconcileReport(balance_usd=balance, **self._figures())
 
     def provider_report(self, balance: Decimal, provider_url: str = "") -> ProviderReconcile:
         """This window as one provider's entry of the activity's answer."""
@@ -158,21 +145,27 @@ class ReconciliationInfo:
             provider=self.provider,
             provider_url=provider_url,
             balance_usd=balance,
-            reconciled=True,
-            drift_usd=self.drift,
-            balance_spent_usd=self.balance_spent,
-            ledger_cost_usd=self.ledger_cost,
-            flagged=self.flagged,
-            summary=self.describe(),
-            relative_drift=self.relative,
-            cumulative_drift_usd=self.cumulative_drift,
-            cumulative_spent_usd=self.cumulative_spent,
-            flags=list(self.flags),
-            unmatched=list(self.unmatched or ()),
-            unmatched_checked=self.unmatched is not None,
             window_start=self.window_start,
             window_end=self.window_end,
+            **self._figures(),
         )
+
+    def _figures(self) -> dict[str, Any]:
+        """What both answers say about a reconciled window."""
+        return {
+            "reconciled": True,
+            "drift_usd": self.drift,
+            "balance_spent_usd": self.balance_spent,
+            "ledger_cost_usd": self.ledger_cost,
+            "flagged": self.flagged,
+            "summary": self.describe(),
+            "relative_drift": self.relative,
+            "cumulative_drift_usd": self.cumulative_drift,
+            "cumulative_spent_usd": self.cumulative_spent,
+            "flags": list(self.flags),
+            "unmatched": list(self.unmatched or ()),
+            "unmatched_checked": self.unmatched is not None,
+        }
 
 
 class Reconciler:
