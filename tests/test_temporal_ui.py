@@ -67,7 +67,8 @@ async def test_the_temporal_ui_shows_the_run_and_its_summary(studio: Studio, set
     result = await studio.generate_image("a lighthouse for the UI test", user_id=user)
     summary = f"text to image · wavespeed-ai/qwen-image/text-to-image · user {user}"
     url = f"{settings.temporal_ui_url}/namespaces/default/workflows/{result.workflow_id}"
-    page, metadata = await asyncio.to_thread(_render_retrying, url, result.workflow_id)
+    wanted = (summary, "succeeded", result.prediction_ids[0])
+    page, metadata = await asyncio.to_thread(_render_retrying, url, result.workflow_id, wanted)
     assert result.workflow_id in page and "COMPLETED" in page and "ImageOperation" in page
     assert summary in metadata, metadata[:2000]
     assert "succeeded" in metadata and result.prediction_ids[0] in metadata, (
@@ -75,7 +76,9 @@ async def test_the_temporal_ui_shows_the_run_and_its_summary(studio: Studio, set
     )
 
 
-def _render_retrying(url: str, workflow_id: str, tries: int = 3) -> tuple[str, str]:
+def _render_retrying(
+    url: str, workflow_id: str, wanted: tuple[str, ...], tries: int = 3
+) -> tuple[str, str]:
     """``_render`` in a fresh browser up to ``tries`` times: a WebDriver error (Chromium failing
     to start on a loaded machine, the UI re-rendering an iframe under us) is the browser's, not
     the UI's answer. The page's content is still asserted by the caller; the last error is raised.
@@ -84,7 +87,7 @@ def _render_retrying(url: str, workflow_id: str, tries: int = 3) -> tuple[str, s
 
     for attempt in range(1, tries + 1):
         try:
-            return _render(url, workflow_id)
+            return _render(url, workflow_id, wanted)
         except WebDriverException as exc:
             if attempt == tries:
                 raise
@@ -111,8 +114,9 @@ def _frame_texts(driver) -> list[str]:  # type: ignore[no-untyped-def]
     return frames
 
 
-def _render(url: str, workflow_id: str) -> tuple[str, str]:
-    """The run's page text, and the text of its User Metadata tab (summary and details)."""
+def _render(url: str, workflow_id: str, wanted: tuple[str, ...]) -> tuple[str, str]:
+    """The run's page text, and the text of its User Metadata tab (summary and details), read
+    until every ``wanted`` text is there (the iframes render one by one) or 30 s pass."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.support.ui import WebDriverWait
@@ -141,8 +145,8 @@ def _render(url: str, workflow_id: str) -> tuple[str, str]:
         WebDriverWait(driver, 30).until(lambda d: d.find_elements("id", "user-metadata-summary"))
         frames: list[str] = []
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not any(
-            workflow_id.split("-")[1] in f for f in frames
+        while time.monotonic() < deadline and not all(
+            any(text in f for f in frames) for text in wanted
         ):
             frames = _frame_texts(driver)
             time.sleep(0.3)
