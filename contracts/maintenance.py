@@ -24,45 +24,10 @@ class UnmatchedPrediction(Frozen):
     """The ledger's recorded cost (``side="ledger"`` only)."""
 
 
-class ProviderReconcile(Frozen):
-    """One provider's window: its balance spent against its own provider costs in the ledger.
+class WindowFigures(Frozen):
+    """What a reconciled window says: the balance spent against the ledger's provider cost,
+    and why it was flagged, in words (shared by the report and each provider's entry)."""
 
-    A provider without a balance endpoint (Hugging Face, Gemini) is reported with its recorded
-    costs over the same period and ``measurable=False``: its drift cannot be measured."""
-
-    provider: str
-    provider_url: str = ""
-    measurable: bool = True
-    """False when the provider has no balance to compare with (drift not measurable)."""
-    balance_usd: Decimal | None = None
-    """None when the provider has no balance endpoint or it could not be read."""
-    reconciled: bool = False
-    drift_usd: Decimal = Decimal("0")
-    balance_spent_usd: Decimal = Decimal("0")
-    ledger_cost_usd: Decimal = Decimal("0")
-    flagged: bool = False
-    summary: str = ""
-    relative_drift: Decimal | None = None
-    cumulative_drift_usd: Decimal = Decimal("0")
-    cumulative_spent_usd: Decimal = Decimal("0")
-    flags: list[str] = Field(default_factory=list)
-    unmatched: list[UnmatchedPrediction] = Field(default_factory=list)
-    unmatched_checked: bool = False
-    window_start: datetime | None = None
-    window_end: datetime | None = None
-
-
-class ReconcileReport(Frozen):
-    """The provider's balance against what the ledger says we spent; ``flagged`` when they drift
-    apart in one window (absolute or relative), cumulatively, or on a prediction neither side
-    can match. ``flags`` says which, in words.
-
-    The top-level figures are WaveSpeed's (as before other providers existed); ``providers``
-    has one entry per configured provider, WaveSpeed first, and ``flagged`` is set when any of
-    them is flagged."""
-
-    balance_usd: Decimal
-    reconciled: bool
     drift_usd: Decimal = Decimal("0")
     balance_spent_usd: Decimal = Decimal("0")
     ledger_cost_usd: Decimal = Decimal("0")
@@ -76,6 +41,36 @@ class ReconcileReport(Frozen):
     unmatched: list[UnmatchedPrediction] = Field(default_factory=list)
     unmatched_checked: bool = False
     """False when the provider's prediction list could not be read (see ``flags``)."""
+
+
+class ProviderReconcile(WindowFigures):
+    """One provider's window: its balance spent against its own provider costs in the ledger.
+
+    A provider without a balance endpoint (Hugging Face, Gemini) is reported with its recorded
+    costs over the same period and ``measurable=False``: its drift cannot be measured."""
+
+    provider: str
+    provider_url: str = ""
+    measurable: bool = True
+    """False when the provider has no balance to compare with (drift not measurable)."""
+    balance_usd: Decimal | None = None
+    """None when the provider has no balance endpoint or it could not be read."""
+    reconciled: bool = False
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+
+
+class ReconcileReport(WindowFigures):
+    """The provider's balance against what the ledger says we spent; ``flagged`` when they drift
+    apart in one window (absolute or relative), cumulatively, or on a prediction neither side
+    can match. ``flags`` says which, in words.
+
+    The top-level figures are WaveSpeed's (as before other providers existed); ``providers``
+    has one entry per configured provider, WaveSpeed first, and ``flagged`` is set when any of
+    them is flagged."""
+
+    balance_usd: Decimal
+    reconciled: bool
     providers: list[ProviderReconcile] = Field(default_factory=list)
     """Each provider's own window (empty in reports from before per-provider reconciliation)."""
 

@@ -400,7 +400,7 @@ def stability_spent(emulator: EmulatorServer) -> Decimal:
     return (account.start_credits - Decimal(str(account.stats()["credits"]))) / 100
 
 
-def stability_costs(backend: Backend, user: str) -> list[tuple[str | None, Decimal]]:
+def provider_costs(backend: Backend, user: str) -> list[tuple[str | None, Decimal]]:
     """The ledger's provider-cost events of ``user``: (provider, USD)."""
     return [
         (e.provider, Decimal(e.amount_micros) / 1_000_000)
@@ -430,7 +430,7 @@ async def test_a_cancelled_stability_job_is_asked_at_stability_and_its_cost_reco
     finally:
         emulator.stability.processing_seconds = 0.2
     assert stability_spent(emulator) == Decimal("0.60")
-    assert stability_costs(backend, user) == [("stability", Decimal("0.60"))]
+    assert provider_costs(backend, user) == [("stability", Decimal("0.60"))]
     assert backend.resources.ledger.usage(user).cost_used == 0, "a cancelled run is not charged"
     assert verify(backend.resources.ledger.engine) == []
 
@@ -464,6 +464,6 @@ async def test_a_synchronous_call_answered_after_the_cancel_is_recorded_once(
     [submission] = backend.resources.submissions.submissions_for(handle.workflow_id)
     assert submission.state == "accepted", "the call answered after the run ended"
     assert stability_spent(emulator) == Decimal("0.08")
-    assert stability_costs(backend, user) == [("stability", Decimal("0.08"))]
+    assert provider_costs(backend, user) == [("stability", Decimal("0.08"))]
     assert emulator.stability.stats()["result_gets"] == 0, "nothing to ask: the answer was it"
     assert verify(backend.resources.ledger.engine) == []
