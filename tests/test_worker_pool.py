@@ -11,6 +11,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import TypeVar
 
@@ -19,6 +20,7 @@ from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
 from config.settings import StudioSettings
 from studio.api import Studio
@@ -45,14 +47,25 @@ def _wait_for(what: str, check: Callable[[], T], within: float = 60.0) -> T:
 
 
 async def _poller_identities(client: Client, task_queue: str) -> set[str]:
-    response = await client.workflow_service.describe_task_queue(
-        DescribeTaskQueueRequest(
-            namespace=client.namespace,
-            task_queue=TaskQueue(name=task_queue),
-            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+    """The queue's pollers as the server sees them; none yet when the dev server, busy with the
+    other test process, cancels or times out the call (the caller asks again until its bound)."""
+    try:
+        response = await client.workflow_service.describe_task_queue(
+            DescribeTaskQueueRequest(
+                namespace=client.namespace,
+                task_queue=TaskQueue(name=task_queue),
+                task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+            ),
+            timeout=timedelta(seconds=10),
         )
-    )
+    except RPCError as exc:
+        if exc.status not in TRANSIENT:
+            raise
+        return set()
     return {p.identity for p in response.pollers}
+
+
+TRANSIENT = (RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.UNAVAILABLE)
 
 
 @pytest.fixture
