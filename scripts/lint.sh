@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Lint the project: ruff check, ruff format --check, mypy (config in pyproject.toml).
 # Every check runs even when an earlier one fails; the summary names each that failed and the
-# exit status is non-zero if any did. `--skip-bootstrap` when the caller already ran bootstrap.sh.
+# exit status is non-zero if any did. Sets up only what linting needs (bootstrap.sh --lint);
+# `--skip-bootstrap` when the caller already ran bootstrap.sh.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" != "--skip-bootstrap" ]; then
-  bash scripts/bootstrap.sh || exit 1
+  bash scripts/bootstrap.sh --lint || exit 1
 fi
 
 failed=()
